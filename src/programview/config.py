@@ -2,30 +2,41 @@
 
 Why a custom layer over pydantic: users get *one clear message per problem*, naming the key
 path and the file line (``sources[1].credentials.api_token (line 14): environment variable
-JIRA_API_TOKEN is not set``), and secrets referenced as ``${ENV_VAR}`` are resolved into
-``SecretStr`` so they never reach ``repr``, logs or error messages.
+JIRA_API_TOKEN is not set``), every problem of the file at once (sorted by line), and secrets
+referenced as ``${ENV_VAR}`` are resolved into ``SecretStr`` so they never reach ``repr``, logs
+or error messages.
 
 Which file: ``--config`` on the CLI, else ``$PROGRAMVIEW_CONFIG``, else ``./programview.toml``.
-``$PROGRAMVIEW_WAREHOUSE_URL`` overrides ``[warehouse] url``.
+``$PROGRAMVIEW_WAREHOUSE_URL`` overrides ``[warehouse] url``. Every key is documented in
+``config.example.toml`` and ``docs/configuration.md``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
-from datetime import date
+import types
+from collections.abc import Mapping
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from programview.errors import ConfigError
 from programview.transform.settings import AlertsConfig, HealthConfig, MetricsConfig
 
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
 DEFAULT_PATH = "programview.toml"
 DEFAULT_WAREHOUSE_URL = "sqlite:///programview.db"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Loc = tuple[str | int, ...]
 
 
 class _Strict(BaseModel):
@@ -38,13 +49,14 @@ class WarehouseConfig(_Strict):
 
     @property
     def safe_url(self) -> str:
+        """The URL with any password replaced by ``***``: for messages and logs."""
         from programview.warehouse.db import redact_url
 
         return redact_url(self.url)
 
 
 class SyncConfig(_Strict):
-    #: Cron expression (5 fields, UTC) for the daemon.
+    #: Cron expression (5 fields, UTC, day of week 0-7 with 0 and 7 = Sunday) for the daemon.
     schedule: str = "*/30 * * * *"
     #: Incremental cursors re-read this many minutes before the last cursor (clock skew,
     #: minute-precision filters); duplicates are dropped by stable id.
@@ -57,17 +69,25 @@ class SyncConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"must be a 5-field cron expression, got {value!r}")
+        cron_trigger(value)  # raises ValueError with the reason
         return value
+
+    def trigger(self) -> CronTrigger:
+        """The schedule as an APScheduler trigger (UTC)."""
+        return cron_trigger(self.schedule)
 
 
 class SourceConfig(_Strict):
+    #: Referenced by projects as ``"name:scope"`` and stored with every synced row.
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Connector kind: an entry point of the ``programview.connectors`` group.
     kind: str
     base_url: str
+    #: Secrets by name (kind-specific: ``token``, ``email`` + ``api_token``…), each written as
+    #: an ``${ENV_VAR}`` reference in the file.
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
     scopes: list[str] = Field(default_factory=list)
+    #: Kind-specific options, validated by the connector's ``options_model``.
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
@@ -75,9 +95,13 @@ class SourceConfig(_Strict):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
+        if "@" in urlsplit(value).netloc:
+            # Never echo the value: it holds a user name and maybe a password.
+            raise ValueError("must not contain a user name or password; use credentials")
         return value.rstrip("/")
 
     def secret(self, key: str) -> str | None:
+        """The plain value of credential ``key`` (only for building request headers)."""
         value = self.credentials.get(key)
         return value.get_secret_value() if value is not None else None
 
@@ -94,6 +118,7 @@ class ProjectConfig(_Strict):
     key: str = Field(min_length=1)
     name: str
     program: str | None = None
+    #: ``"source-name:scope"`` strings: which synced scopes make up this project.
     scopes: list[str] = Field(default_factory=list)
     budget: float | None = Field(None, ge=0)
     start: date | None = None
@@ -102,7 +127,11 @@ class ProjectConfig(_Strict):
 
     def split_scopes(self) -> list[tuple[str, str]]:
         """``"source:scope"`` strings as (source, scope) pairs."""
-        return [tuple(s.split(":", 1)) for s in self.scopes]  # type: ignore[misc]
+        pairs = []
+        for text in self.scopes:
+            source, _, scope = text.partition(":")
+            pairs.append((source, scope))
+        return pairs
 
 
 class Config(_Strict):
@@ -131,19 +160,69 @@ class Config(_Strict):
         return None
 
 
+# --- the schedule --------------------------------------------------------------------------
+
+_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_DOW_NUMERIC = re.compile(r"^(\*|\d+)(?:-(\d+))?(?:/(\d+))?$")
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A 5-field crontab expression as an APScheduler ``CronTrigger`` in UTC.
+
+    APScheduler 3 numbers weekdays from Monday = 0, crontab from Sunday = 0 (7 is Sunday too),
+    so ``0 9 * * 1`` would silently fire on Tuesdays. Numeric weekdays are translated to names
+    first, so the expression means what it means in crontab(5). Raises ``ValueError``.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"must be a 5-field cron expression (minute hour day month weekday), "
+            f"got {len(fields)} field(s) in {expression!r}"
+        )
+    fields[4] = _crontab_weekdays(fields[4])
+    try:
+        return CronTrigger.from_crontab(" ".join(fields), timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"not a valid cron expression {expression!r}: {exc}") from None
+
+
+def _crontab_weekdays(field: str) -> str:
+    out: list[str] = []
+    for token in field.split(","):
+        m = _DOW_NUMERIC.match(token)
+        if not m or (token.startswith("*") and not m.group(3)):
+            out.append(token)  # names, "*", or something APScheduler will reject itself
+            continue
+        first, last, step = m.groups()
+        lo = 0 if first == "*" else int(first)
+        hi = 6 if first == "*" else int(last) if last else (6 if step else lo)
+        if lo > 7 or hi > 7:
+            raise ValueError(f"day of week {token!r} is out of range 0-7")
+        for day in range(lo, hi + 1, int(step or 1)):
+            name = _DOW_NAMES[day % 7]
+            if name not in out:
+                out.append(name)
+    return ",".join(out)
+
+
 # --- loading -------------------------------------------------------------------------------
 
 
-def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
+def resolve_path(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path:
     """``path`` if given, else ``$PROGRAMVIEW_CONFIG``, else ``./programview.toml``."""
-    return Path(path or os.environ.get("PROGRAMVIEW_CONFIG") or DEFAULT_PATH)
+    env = os.environ if environ is None else environ
+    return Path(path or env.get("PROGRAMVIEW_CONFIG") or DEFAULT_PATH)
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Read, resolve ``${ENV}`` references, validate; raise ConfigError listing every problem."""
-    file = resolve_path(path)
+    file = resolve_path(path, environ=environ)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -151,85 +230,241 @@ def load_config(
             f"config file not found: {file} (pass --config FILE or set PROGRAMVIEW_CONFIG; "
             "config.example.toml shows every key)"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path {file} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {file} is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
     return parse_config(text, path=str(file), environ=environ)
 
 
 def parse_config(
-    text: str, *, path: str | None = None, environ: dict[str, str] | None = None
+    text: str, *, path: str | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
+    """Validate TOML ``text``; ``path`` only labels messages. Raises ConfigError."""
     env = os.environ if environ is None else environ
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        # The message already carries "(at line N, column M)"; duplicate keys land here too.
-        raise ConfigError(f"not valid TOML: {exc}", path) from None
+        raise ConfigError(_toml_error(exc, text), path) from None
 
-    problems: list[str] = []
-    data = _resolve_env(data, (), env, text, problems)
+    index = _key_lines(text)
+    problems: list[tuple[int | None, str]] = []
+    data = _resolve_env(data, (), env, index, problems)
     override = env.get("PROGRAMVIEW_WAREHOUSE_URL")
     if override:
-        data.setdefault("warehouse", {})["url"] = override
+        warehouse = data.setdefault("warehouse", {})
+        if isinstance(warehouse, dict):
+            warehouse["url"] = override
 
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(err["loc"])
-            problems.append(_message(loc, err, text))
-        raise ConfigError(problems, path) from None
+            problems.append(_problem(tuple(err["loc"]), err, index, Config))
+        raise ConfigError(_sorted(problems), path) from None
     config.path = path
-    problems.extend(_cross_checks(config, text))
+    problems.extend(_cross_checks(config, index))
     if problems:
-        raise ConfigError(problems, path)
+        raise ConfigError(_sorted(problems), path)
     return config
 
 
+def _sorted(problems: list[tuple[int | None, str]]) -> list[str]:
+    """In file order (problems without a line last), duplicates dropped."""
+    ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
+    return list(dict.fromkeys(message for _, message in ordered))
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, text: str) -> str:
+    """tomllib's message, with the duplicated key or table named when that is the problem."""
+    message = str(exc)
+    m = re.search(r"\(at line (\d+), column \d+\)", message)
+    if not m:
+        return f"not valid TOML: {message}"
+    line_no = int(m.group(1))
+    lines = text.splitlines()
+    line = lines[line_no - 1].strip() if 0 < line_no <= len(lines) else ""
+    if message.startswith("Cannot overwrite a value") and "=" in line:
+        key = line.split("=", 1)[0].strip()
+        return f"line {line_no}: duplicate key {key!r} (TOML allows each key once per table)"
+    if message.startswith("Cannot declare") and line.startswith("["):
+        return f"line {line_no}: duplicate table {line} (TOML allows each table once)"
+    return f"line {line_no}: not valid TOML: {message}"
+
+
+# --- ${ENV} references and literal secrets ---------------------------------------------------
+
+
+def _is_secret(loc: Loc) -> bool:
+    """Keys whose values are secrets: never shown, and must come from the environment."""
+    return (len(loc) == 4 and loc[0] == "sources" and loc[2] == "credentials") or loc == (
+        "alerts",
+        "webhook_url",
+    )
+
+
 def _resolve_env(
-    value: Any, loc: tuple[str | int, ...], env: Any, text: str, problems: list[str]
+    value: Any,
+    loc: Loc,
+    env: Mapping[str, str],
+    index: dict[Loc, int],
+    problems: list[tuple[int | None, str]],
 ) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_env(v, (*loc, k), env, text, problems) for k, v in value.items()}
+        return {k: _resolve_env(v, (*loc, k), env, index, problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, (*loc, i), env, text, problems) for i, v in enumerate(value)]
-    if isinstance(value, str) and "${" in value:
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                problems.append(
-                    f"{_where(loc, text)}: environment variable {name} is not set"
-                )
-                return ""
-            return env[name]
-
-        return ENV_REF.sub(sub, value)
-    if loc and loc[0] == "sources" and len(loc) == 4 and loc[2] == "credentials":
-        # A literal secret in the file would end up in backups and diffs.
+        return [_resolve_env(v, (*loc, i), env, index, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if _is_secret(loc) and not ENV_REF.search(value):
+        # A literal secret in the file would end up in backups, diffs and screen shares.
         problems.append(
-            f"{_where(loc, text)}: credentials must reference an environment variable "
-            f'like "${{MY_TOKEN}}", not a literal value'
+            _at(
+                loc,
+                index,
+                "secrets must come from the environment: write an environment variable "
+                'reference like "${MY_TOKEN}", not the value itself',
+            )
         )
-    return value
+    if loc == ("warehouse", "url") and _literal_password(value):
+        problems.append(
+            _at(
+                loc,
+                index,
+                "the URL holds a literal password: write it as an environment variable "
+                'reference ("postgresql://user:${PGPASSWORD}@host/db") or set '
+                "PROGRAMVIEW_WAREHOUSE_URL instead",
+            )
+        )
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            problems.append(_at(loc, index, f"environment variable {name} is not set"))
+            return ""
+        if not env[name]:
+            problems.append(_at(loc, index, f"environment variable {name} is empty"))
+        return env[name]
+
+    return ENV_REF.sub(sub, value)
 
 
-def _message(loc: tuple[Any, ...], err: Any, text: str) -> str:
-    kind = err["type"]
+def _literal_password(url: str) -> bool:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return False
+    return bool(password) and not ENV_REF.fullmatch(password or "")
+
+
+# --- turning pydantic errors into messages -------------------------------------------------
+
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "str": "a string",
+    "list": "an array",
+    "tuple": "an array",
+    "set": "an array",
+    "dict": "a table",
+    "model": "a table",
+    "date": "a date (YYYY-MM-DD)",
+    "datetime": "a date and time",
+    "url": "a URL",
+}
+
+
+def _toml_type(value: Any) -> str:
+    """The TOML name of a parsed value's type, as users wrote it."""
+    for py, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        (list, "array"),
+        (dict, "table"),
+        (datetime, "date-time"),
+        (date, "date"),
+        (time, "time"),
+    ):
+        if isinstance(value, py):
+            return name
+    return type(value).__name__
+
+
+def _problem(
+    loc: Loc, err: Any, index: dict[Loc, int], root: type[BaseModel], prefix: Loc = ()
+) -> tuple[int | None, str]:
+    """One pydantic error as one message. ``loc`` is relative to ``root``; ``prefix`` places
+    it in the file (connector options are validated on their own)."""
+    kind: str = err["type"]
+    full = (*prefix, *loc)
     if kind == "extra_forbidden":
-        return f"{_where(loc, text)}: unknown key"
+        key = str(loc[-1])
+        allowed = _allowed_keys(root, loc[:-1])
+        hint = ""
+        if allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f" (allowed here: {', '.join(sorted(allowed))})"
+            )
+        return _at(full, index, f"unknown key {key!r}{hint}")
     if kind == "missing":
-        return f"{_where(loc[:-1], text) if len(loc) > 1 else 'top level'}: missing key {loc[-1]!r}"
-    msg = err["msg"]
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        got = err.get("input")
-        shown = "a secret" if loc and "credentials" in loc else repr(got)
-        return f"{_where(loc, text)}: wrong type ({msg}; got {shown})"
-    return f"{_where(loc, text)}: {msg.removeprefix('Value error, ')}"
+        return _at(full[:-1], index, f"missing required key {full[-1]!r}")
+    secret = _is_secret(full) or "credentials" in full or full[:1] == ("warehouse",)
+    got = err.get("input")
+    shown = f"{_toml_type(got)} (value hidden)" if secret else f"{_toml_type(got)} {got!r}"
+    base = kind.split("_", 1)[0]
+    if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
+        expected = _EXPECTED.get(base)
+        if expected:
+            return _at(full, index, f"wrong type: expected {expected}, got {shown}")
+        return _at(full, index, f"wrong type: {err['msg']} (got {shown})")
+    if kind == "string_pattern_mismatch" and full[-1] == "name":
+        return _at(full, index, "may only contain letters, digits, '_', '.' and '-'")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return _at(full, index, msg[:1].lower() + msg[1:])
 
 
-def _cross_checks(config: Config, text: str) -> list[str]:
-    problems: list[str] = []
+def _allowed_keys(model: type[BaseModel], loc: Loc) -> list[str] | None:
+    """Field names of the model that sits at ``loc`` below ``model`` (None if not a model)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) in (list, dict):
+            annotation = get_args(annotation)[-1]
+        else:
+            return None
+    annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [name for name, f in annotation.model_fields.items() if not f.exclude]
+    return None
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+# --- checks across sections ------------------------------------------------------------------
+
+
+def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | None, str]]:
+    problems: list[tuple[int | None, str]] = []
     for section, items, attr in (
         ("sources", config.sources, "name"),
         ("programs", config.programs, "key"),
@@ -239,128 +474,249 @@ def _cross_checks(config: Config, text: str) -> list[str]:
         for i, item in enumerate(items):
             value = getattr(item, attr)
             if value in seen:
+                first = seen[value]
+                line = index.get((section, first, attr))
+                where = f"{section}[{first}]" + (f", line {line}" if line else "")
                 problems.append(
-                    f"{_where((section, i, attr), text)}: duplicate {attr} {value!r} "
-                    f"(already used by {section}[{seen[value]}])"
+                    _at(
+                        (section, i, attr),
+                        index,
+                        f"duplicate {attr} {value!r} (already used by {where})",
+                    )
                 )
             else:
                 seen[value] = i
 
+    problems.extend(_check_connectors(config, index))
+
+    programs = {p.key for p in config.programs}
+    sources = {s.name: (i, s) for i, s in enumerate(config.sources)}
+    claimed: dict[tuple[str, str], str] = {}
+    for i, project in enumerate(config.projects):
+        if project.program is not None and project.program not in programs:
+            problems.append(
+                _at(
+                    ("projects", i, "program"),
+                    index,
+                    f"unknown program {project.program!r} "
+                    f"(configured programs: {', '.join(sorted(programs)) or 'none'})",
+                )
+            )
+        for j, scope in enumerate(project.scopes):
+            loc = ("projects", i, "scopes", j)
+            name, sep, rest = scope.partition(":")
+            if not sep or not name or not rest:
+                problems.append(
+                    _at(
+                        loc,
+                        index,
+                        f'scope {scope!r} must be "source-name:scope", '
+                        'e.g. "jira:PAY" or "github:acme/web"',
+                    )
+                )
+            elif name not in sources:
+                problems.append(
+                    _at(
+                        loc,
+                        index,
+                        f"scope {scope!r} points at unknown source {name!r} "
+                        f"(configured sources: {', '.join(sources) or 'none'})",
+                    )
+                )
+            elif rest not in sources[name][1].scopes:
+                problems.append(
+                    _at(
+                        loc,
+                        index,
+                        f"scope {rest!r} is not in sources[{sources[name][0]}].scopes of "
+                        f"{name!r}, so it is never synced",
+                    )
+                )
+            elif (name, rest) in claimed and claimed[(name, rest)] != project.key:
+                problems.append(
+                    _at(
+                        loc,
+                        index,
+                        f"scope {scope!r} already belongs to project {claimed[(name, rest)]!r}"
+                        " (a scope belongs to one project)",
+                    )
+                )
+            else:
+                claimed[(name, rest)] = project.key
+    hook = config.alerts.webhook_url
+    if hook is not None and not hook.get_secret_value().startswith(("https://", "http://")):
+        # Never echo the value: it is a secret even when malformed.
+        problems.append(_at(("alerts", "webhook_url"), index, "must be an http:// or https:// URL"))
+    for section, items in (("programs", config.programs), ("projects", config.projects)):
+        for i, item in enumerate(items):
+            if item.start and item.end and item.end < item.start:
+                problems.append(
+                    _at(
+                        (section, i, "end"),
+                        index,
+                        f"end {item.end} is before start {item.start}",
+                    )
+                )
+    return problems
+
+
+def _check_connectors(config: Config, index: dict[Loc, int]) -> list[tuple[int | None, str]]:
+    """Each source's kind is installed, its options and credentials fit that connector."""
     from programview.sync.registry import connector_entry_points, load_connector
 
+    problems: list[tuple[int | None, str]] = []
     kinds = connector_entry_points()
-    sources = {s.name: s for s in config.sources}
     for i, src in enumerate(config.sources):
         if src.kind not in kinds:
             known = ", ".join(sorted(kinds)) or "none"
             problems.append(
-                f"{_where(('sources', i, 'kind'), text)}: unknown kind {src.kind!r} "
-                f"(installed connectors: {known})"
+                _at(
+                    ("sources", i, "kind"),
+                    index,
+                    f"unknown kind {src.kind!r} (installed connectors: {known})",
+                )
             )
             continue
-        cls = load_connector(src.kind)
+        try:
+            cls = load_connector(src.kind)
+        except ConfigError as exc:
+            problems.append(_at(("sources", i, "kind"), index, str(exc)))
+            continue
+        except Exception as exc:  # a broken plugin must not hide the other problems
+            problems.append(
+                _at(
+                    ("sources", i, "kind"),
+                    index,
+                    f"connector {src.kind!r} ({kinds[src.kind].value}) cannot be loaded: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
+            continue
         try:
             cls.options_model.model_validate(src.options)
         except ValidationError as exc:
             for err in exc.errors():
-                problems.append(_message(("sources", i, "options", *err["loc"]), err, text))
-        missing = [k for k in cls.credential_keys if k not in src.credentials]
-        if cls.credential_keys and len(missing) == len(cls.credential_keys):
-            problems.append(
-                f"{_where(('sources', i, 'credentials'), text)}: {src.kind} needs one of "
-                f"{', '.join(cls.credential_keys)}"
-            )
-    programs = {p.key for p in config.programs}
-    for i, project in enumerate(config.projects):
-        if project.program is not None and project.program not in programs:
-            problems.append(
-                f"{_where(('projects', i, 'program'), text)}: unknown program "
-                f"{project.program!r} (configured: {', '.join(sorted(programs)) or 'none'})"
-            )
-        for j, scope in enumerate(project.scopes):
-            name, sep, rest = scope.partition(":")
-            if not sep or not rest:
                 problems.append(
-                    f"{_where(('projects', i, 'scopes', j), text)}: scope {scope!r} must be "
-                    '"source-name:scope", e.g. "jira:PAY" or "github:acme/web"'
+                    _problem(
+                        tuple(err["loc"]),
+                        err,
+                        index,
+                        cls.options_model,
+                        prefix=("sources", i, "options"),
+                    )
                 )
-            elif name not in sources:
+        if cls.credential_keys:
+            unknown = sorted(set(src.credentials) - set(cls.credential_keys))
+            for key in unknown:
                 problems.append(
-                    f"{_where(('projects', i, 'scopes', j), text)}: scope {scope!r} points at "
-                    f"unknown source {name!r} (configured: {', '.join(sources) or 'none'})"
+                    _at(
+                        ("sources", i, "credentials", key),
+                        index,
+                        f"unknown credential {key!r} for kind {src.kind!r} "
+                        f"(accepted: {', '.join(cls.credential_keys)})",
+                    )
                 )
-            elif rest not in sources[name].scopes:
+            if not set(src.credentials) & set(cls.credential_keys):
                 problems.append(
-                    f"{_where(('projects', i, 'scopes', j), text)}: scope {rest!r} is not in "
-                    f"sources[{list(sources).index(name)}].scopes of {name!r}, so it is never "
-                    "synced"
+                    _at(
+                        ("sources", i, "credentials"),
+                        index,
+                        f"kind {src.kind!r} needs credentials: "
+                        f"one or more of {', '.join(cls.credential_keys)}",
+                    )
                 )
-    for i, program in enumerate(config.programs):
-        if program.start and program.end and program.end < program.start:
-            problems.append(f"{_where(('programs', i, 'end'), text)}: end is before start")
-    for i, project in enumerate(config.projects):
-        if project.start and project.end and project.end < project.start:
-            problems.append(f"{_where(('projects', i, 'end'), text)}: end is before start")
     return problems
 
 
 # --- locating keys in the file for messages ------------------------------------------------
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
+def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _where(loc: tuple[Any, ...], text: str) -> str:
-    line = _line_of(loc, text)
-    return f"{_dotted(loc)} (line {line})" if line else _dotted(loc)
-
-
-def _line_of(loc: tuple[Any, ...], text: str) -> int | None:
-    """Best-effort line number of ``loc`` in the TOML text (tomllib keeps no positions).
-
-    Finds the table header (``[[sources]]`` n-th occurrence, or ``[health]``), then the first
-    line after it that assigns the next key (also inside inline tables), before the next
-    header.
-    """
-    lines = text.splitlines()
-    if not loc:
-        return None
-    start, end = 0, len(lines)
-    keys = list(loc)
-    head = keys.pop(0)
-    if keys and isinstance(keys[0], int):
-        index = keys.pop(0)
-        hits = [i for i, ln in enumerate(lines) if ln.strip().startswith(f"[[{head}]]")]
-        if index >= len(hits):
-            return None
-        start = hits[index]
-    else:
-        hits = [i for i, ln in enumerate(lines) if ln.strip().startswith(f"[{head}]")]
-        if hits:
-            start = hits[0]
-        elif not keys:
-            keys = [head]
-    for i in range(start + 1, len(lines)):
-        if lines[i].lstrip().startswith("["):
-            end = i
+def _at(loc: Loc, index: dict[Loc, int], problem: str) -> tuple[int | None, str]:
+    """``(line, "key.path (line N): problem")``; the line of the nearest enclosing key."""
+    line = None
+    for n in range(len(loc), 0, -1):
+        line = index.get(loc[:n])
+        if line is not None:
             break
-    found = start
-    for key in keys:
-        if isinstance(key, int):
+    where = _dotted(loc) or "top level"
+    return line, (f"{where} (line {line}): {problem}" if line else f"{where}: {problem}")
+
+
+_BARE = r"[A-Za-z0-9_-]+"
+_KEY = rf"(?:{_BARE}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
+_DOTTED_KEY = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]")
+_ASSIGN = re.compile(rf"^\s*({_DOTTED_KEY})\s*=")
+_INLINE_KEY = re.compile(rf"[{{,]\s*({_DOTTED_KEY})\s*=")
+_STRING = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'")
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(p.strip("\"'") for p in re.findall(_KEY, dotted))
+
+
+def _key_lines(text: str) -> dict[Loc, int]:
+    """Line number of every table and key, by key path (``("sources", 1, "kind")``).
+
+    tomllib keeps no positions, so this is a small line scanner that follows tables,
+    arrays of tables, dotted keys and one level of inline tables; values spanning lines
+    (multi-line strings and arrays) are skipped. Best effort: used only for messages.
+    """
+    found: dict[Loc, int] = {}
+    table: Loc = ()
+    arrays: dict[Loc, int] = {}  # path of an array of tables -> index of its last element
+    in_string: str | None = None
+    depth = 0
+    for no, line in enumerate(text.splitlines(), 1):
+        if in_string:
+            if in_string in line:
+                in_string = None
             continue
-        pattern = re.compile(rf"(^|[\s{{,]){re.escape(str(key))}\s*=")
-        for i in range(found, end):
-            if pattern.search(lines[i]):
-                found = i
-                break
-        else:
-            # e.g. [sources.credentials] sub-table header
-            for i in range(found, len(lines)):
-                if lines[i].strip().rstrip("]").endswith(f".{key}"):
-                    found = i
-                    break
-    return found + 1
+        if depth > 0:
+            depth += _bracket_depth(line)
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _table_path(_split_key(header.group(2)), header.group(1) == "[[", arrays)
+            found.setdefault(table, no)
+            continue
+        assign = _ASSIGN.match(line)
+        if not assign:
+            continue
+        key = (*table, *_split_key(assign.group(1)))
+        found.setdefault(key, no)
+        rest = line[assign.end() :]
+        for quote in ('"""', "'''"):
+            if rest.count(quote) % 2 == 1:
+                in_string = quote
+        if in_string:
+            continue
+        if rest.lstrip().startswith("{"):
+            for inner in _INLINE_KEY.finditer(_STRING.sub('""', rest)):
+                found.setdefault((*key, *_split_key(inner.group(1))), no)
+        depth = max(_bracket_depth(rest), 0)
+    return found
+
+
+def _table_path(parts: tuple[str, ...], array: bool, arrays: dict[Loc, int]) -> Loc:
+    path: Loc = ()
+    for i, part in enumerate(parts):
+        path = (*path, part)
+        if array and i == len(parts) - 1:
+            arrays[path] = arrays.get(path, -1) + 1
+            path = (*path, arrays[path])
+        elif path in arrays:
+            path = (*path, arrays[path])
+    return path
+
+
+def _bracket_depth(text: str) -> int:
+    code = _STRING.sub('""', text).split("#", 1)[0]
+    return code.count("[") - code.count("]")

@@ -14,6 +14,8 @@ from programview.cli._common import main_group
 
 # Importing a module registers its commands on ``main_group``.
 from programview.cli import (  # noqa: F401,E402  (registration side effects)
+    config_cmd,
+    daemon,
     db,
     simulate,
     sync,

@@ -330,3 +330,8 @@ class SyncRunStream(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- transform output (metrics, history, health, alerts): see metrics_models.py -------------
+# Imported last so those tables register on Base.metadata (Alembic, tests) with the rest.
+from programview.warehouse import metrics_models  # noqa: E402,F401

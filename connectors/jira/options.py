@@ -1,0 +1,119 @@
+"""``[sources.options]`` of a ``kind = "jira"`` source, validated at config load.
+
+Every key has a default that works on a stock Jira; the maps are *merged over* the defaults
+(a user entry for ``"Story"`` replaces the default for ``"Story"``, everything else stays), so a
+config only lists what differs. Names are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from programview.sync.connector import ConnectorOptions
+
+TypeCategory = Literal["story", "bug", "task", "epic", "incident", "other"]
+StatusCategory = Literal["todo", "in_progress", "done"]
+LinkKind = Literal["blocks", "relates", "duplicates", "clones"]
+
+#: Issue type name (lower case) -> type category. Covers Jira's defaults, their common
+#: renames, and the Chinese names of a zh-CN Jira (as in Apache DevLake's test data).
+DEFAULT_TYPE_MAP: dict[str, TypeCategory] = {
+    "story": "story",
+    "user story": "story",
+    "feature": "story",
+    "new feature": "story",
+    "improvement": "story",
+    "requirement": "story",
+    "故事": "story",
+    "需求": "story",
+    "bug": "bug",
+    "defect": "bug",
+    "缺陷": "bug",
+    "task": "task",
+    "sub-task": "task",
+    "subtask": "task",
+    "sub task": "task",
+    "technical task": "task",
+    "spike": "task",
+    "chore": "task",
+    "任务": "task",
+    "子任务": "task",
+    "epic": "epic",
+    "史诗": "epic",
+    "长篇故事": "epic",
+    "incident": "incident",
+    "[system] incident": "incident",
+    "production incident": "incident",
+    "事件": "incident",
+}
+
+#: Issue link type name (lower case) -> dependency kind.
+DEFAULT_LINK_TYPES: dict[str, LinkKind] = {
+    "blocks": "blocks",
+    "relates": "relates",
+    "duplicate": "duplicates",
+    "cloners": "clones",
+}
+
+_CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
+
+
+def _field_choice(value: str, key: str) -> str:
+    if value != "auto" and not _CUSTOM_FIELD.match(value):
+        raise ValueError(f'{key} must be "auto" or a field id like "customfield_10016"')
+    return value
+
+
+class JiraOptions(ConnectorOptions):
+    #: Jira Cloud (REST v3, enhanced JQL search, changelog bulk fetch) or Data Center /
+    #: Server (REST v2, ``startAt`` search). Decides endpoints and the credentials needed.
+    deployment: Literal["cloud", "datacenter"] = "cloud"
+    #: ``"auto"`` finds the field by its type and name ("Story Points", "Story point
+    #: estimate"); a ``customfield_NNNNN`` id is used as is.
+    story_points_field: str = "auto"
+    #: ``"auto"`` finds Jira Software's Sprint field; or a ``customfield_NNNNN`` id.
+    sprint_field: str = "auto"
+    #: Extra issue type names -> story|bug|task|epic|incident|other (merged over the defaults).
+    type_map: dict[str, TypeCategory] = Field(default_factory=dict)
+    #: Per project key: status name -> todo|in_progress|done, overriding the status category
+    #: Jira gives the status (e.g. a "Ready for QA" status that Jira files under "done").
+    status_overrides: dict[str, dict[str, StatusCategory]] = Field(default_factory=dict)
+    #: Extra issue link type names -> blocks|relates|duplicates|clones (merged over defaults).
+    link_types: dict[str, LinkKind] = Field(default_factory=dict)
+    #: Per project key: the board ids to read sprints from (default: every board of the project).
+    boards: dict[str, list[int]] = Field(default_factory=dict)
+    #: Pull worklogs (hours logged per issue) for actual-cost metrics.
+    worklogs: bool = True
+    #: Allow the periodic deletion reconcile (a key-only listing of each project).
+    reconcile: bool = True
+
+    @field_validator("story_points_field")
+    @classmethod
+    def _story_points(cls, value: str) -> str:
+        return _field_choice(value, "story_points_field")
+
+    @field_validator("sprint_field")
+    @classmethod
+    def _sprint(cls, value: str) -> str:
+        return _field_choice(value, "sprint_field")
+
+    def type_categories(self) -> dict[str, TypeCategory]:
+        """Defaults with the configured entries merged over them, keys lower-cased."""
+        merged = dict(DEFAULT_TYPE_MAP)
+        merged.update({k.strip().lower(): v for k, v in self.type_map.items()})
+        return merged
+
+    def link_kinds(self) -> dict[str, LinkKind]:
+        merged = dict(DEFAULT_LINK_TYPES)
+        merged.update({k.strip().lower(): v for k, v in self.link_types.items()})
+        return merged
+
+    def overrides(self) -> dict[str, dict[str, StatusCategory]]:
+        """Status overrides by project key, status names lower-cased."""
+        return {
+            project: {name.strip().lower(): cat for name, cat in names.items()}
+            for project, names in self.status_overrides.items()
+        }

@@ -1,0 +1,445 @@
+"""What the Jira connector pulls, page by page: endpoints, paging, cursors.
+
+Streams, in the order they run for a project (a scope is a Jira project key):
+
+=========  ====================================================  ==========================
+stream     endpoint (Cloud v3 / Data Center v2)                   paging, cursor
+=========  ====================================================  ==========================
+sprints    ``/rest/agile/1.0/board?projectKeyOrId=`` then         ``startAt`` + ``isLast``;
+           ``/board/{id}/sprint`` per (non-kanban) board          always re-read (few)
+versions   ``/rest/api/N/project/{key}/versions``                 unpaged; cursor remembers
+                                                                  which were seen unreleased
+issues     Cloud ``GET /rest/api/3/search/jql``,                  ``nextPageToken`` (Cloud),
+           DC ``GET /rest/api/2/search``, ``expand=changelog``    ``startAt`` (DC); cursor =
+                                                                  max ``updated`` seen
+=========  ====================================================  ==========================
+
+Worklogs ride along with issues: the search returns up to 20 worklogs per issue in the
+``worklog`` field, and adding, editing or deleting a worklog moves the issue's ``updated``, so
+the issue cursor already finds them. Only an issue with more worklogs than embedded costs a
+request (``/issue/{id}/worklog``). Likewise the changelog: the search embeds the first entries;
+only truncated ones are completed, in bulk on Cloud (``POST /changelog/bulkfetch``, 1000 issues
+a call) and per issue on Data Center.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from programview.errors import ApiError, NotFound
+from programview.sync.connector import Mapped, Page, Stream, SyncOptions
+
+from .mapping import (
+    ANNOTATION,
+    attach_status_categories,
+    changelog_is_complete,
+    map_issue,
+    map_sprint,
+    map_version,
+    parse_time,
+    worklog_is_complete,
+)
+
+if TYPE_CHECKING:
+    from . import JiraConnector
+
+log = logging.getLogger("programview.connectors.jira")
+
+Raw = dict[str, Any]
+
+#: Enhanced JQL search: ``maxResults`` 1..5000 (the server may return fewer per page).
+CLOUD_SEARCH_PAGE = 5000
+#: Data Center: ``jira.search.views.default.max`` is 1000 unless an admin changed it.
+DC_SEARCH_PAGE = 1000
+#: Agile API list endpoints (boards, sprints) serve at most 50 per page.
+AGILE_PAGE = 50
+#: ``POST /changelog/bulkfetch``: up to 1000 issues and 10000 histories per call.
+BULK_CHANGELOG_ISSUES = 1000
+BULK_CHANGELOG_PAGE = 10000
+#: ``/issue/{id}/changelog`` page size (Cloud, when bulk fetch is unavailable).
+ISSUE_CHANGELOG_PAGE = 100
+#: ``/issue/{id}/worklog`` page size.
+WORKLOG_PAGE = 5000
+#: Per-issue completions (changelog on DC, long worklogs) run this many at a time.
+PER_ISSUE_CONCURRENCY = 8
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A naive-UTC or aware datetime as epoch milliseconds (JQL reads numbers as epoch ms)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return int(aware.timestamp() * 1000)
+
+
+def jql_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def issues_jql(
+    scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+) -> tuple[str, datetime | None]:
+    """The search JQL for one project, and the lower bound it uses.
+
+    The bound is sent as epoch milliseconds: a date string in JQL is read in the API user's
+    time zone at minute precision, which makes a sync skip issues updated in the minute of
+    the cursor. It still overlaps the last sync by ``lookback_minutes`` (clock skew, search
+    index lag); the overlap is deduplicated by issue id.
+    """
+    clauses = [f"project = {jql_quote(scope)}"]
+    bound: datetime | None = None
+    if options.since is not None or options.until is not None:
+        if options.since is not None:
+            bound = options.since
+            clauses.append(f"updated >= {epoch_ms(options.since)}")
+        if options.until is not None:
+            clauses.append(f"updated <= {epoch_ms(options.until)}")
+    elif cursor and cursor.get("updated"):
+        last = datetime.fromisoformat(str(cursor["updated"]))
+        bound = last - timedelta(minutes=options.lookback_minutes)
+        clauses.append(f"updated >= {epoch_ms(bound)}")
+    return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC", bound
+
+
+def _agile_last(body: Raw, start: int, got: int) -> bool:
+    """Agile list pages: ``isLast`` when given, else ``startAt + values >= total``."""
+    if not got:
+        return True
+    if "isLast" in body:
+        return bool(body["isLast"])
+    total = body.get("total")
+    return total is None or start + got >= int(total)
+
+
+async def _bounded(tasks: list[Callable[[], Awaitable[None]]], limit: int) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(task: Callable[[], Awaitable[None]]) -> None:
+        async with semaphore:
+            await task()
+
+    await asyncio.gather(*(run(t) for t in tasks))
+
+
+class JiraStream(Stream):
+    connector: JiraConnector
+
+    def __init__(self, connector: JiraConnector) -> None:
+        super().__init__(connector)
+        self.connector = connector
+
+
+# --- sprints ----------------------------------------------------------------------------------
+
+
+class Sprints(JiraStream):
+    """Every sprint (future, active, closed) of the project's boards, from the Agile API.
+
+    A sprint is attributed to the project whose board it was created on (``originBoardId``):
+    a multi-project board lists the same sprints for each project, and only the board's own
+    project (its ``location``) keeps them. Kanban boards have no sprints and are skipped.
+    """
+
+    name = "sprints"
+    page_size = AGILE_PAGE
+    cursor_field = None
+    primary_key = "id"
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        http = self.connector.http
+        owned = {str(b["id"]) for b in await self.connector.boards(scope) if _owns(b, scope)}
+        seen: set[str] = set()
+        for board_id in sorted(owned, key=lambda b: (len(b), b)):
+            start = 0
+            while True:
+                try:
+                    body = await http.get_json(
+                        f"/rest/agile/1.0/board/{board_id}/sprint",
+                        params={"startAt": start, "maxResults": self.page_size},
+                    )
+                except ApiError as exc:
+                    if exc.status == 400:  # "The board does not support sprints"
+                        break
+                    raise
+                values = [v for v in body.get("values") or [] if isinstance(v, dict)]
+                records = []
+                for sprint in values:
+                    sid = str(sprint.get("id"))
+                    origin = sprint.get("originBoardId")
+                    if sid in seen or (origin is not None and str(origin) not in owned):
+                        continue
+                    seen.add(sid)
+                    records.append(sprint)
+                if records:
+                    yield Page(records)
+                if _agile_last(body, start, len(values)):
+                    break
+                start += len(values)
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_sprint(raw, scope, self.connector.source.name)
+
+
+def _owns(board: Raw, scope: str) -> bool:
+    location = board.get("location")
+    if not isinstance(location, dict) or not location.get("projectKey"):
+        return board.get("type") != "kanban"
+    return location["projectKey"] == scope and board.get("type") != "kanban"
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+class Versions(JiraStream):
+    """The project's versions (fix versions), all of them in one unpaged call.
+
+    Jira keeps no release timestamp, so the cursor remembers which versions were seen
+    unreleased and when each was first seen released; that time travels in the raw payload
+    (``programview.first_seen_released_at``) so the mapping stays a pure function.
+    """
+
+    name = "versions"
+    page_size = 0  # unpaged
+    cursor_field = None
+    primary_key = "id"
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        versions = await self.connector.project_versions(scope)
+        state = cursor or {}
+        unreleased = {str(v) for v in state.get("unreleased") or []}
+        released_at: dict[str, str] = dict(state.get("released_at") or {})
+        now = self.connector.clock().isoformat()
+        records: list[Raw] = []
+        for version in versions:
+            if not isinstance(version, dict) or version.get("id") is None:
+                records.append(version)  # quarantined by the engine, with the payload
+                continue
+            vid = str(version["id"])
+            record = dict(version)
+            if version.get("released"):
+                if vid in unreleased or vid in released_at:
+                    released_at.setdefault(vid, now)
+                    record[ANNOTATION] = {
+                        "seen_unreleased": True,
+                        "first_seen_released_at": released_at[vid],
+                    }
+                unreleased.discard(vid)
+            else:
+                unreleased.add(vid)
+                released_at.pop(vid, None)
+            records.append(record)
+        yield Page(
+            records,
+            cursor={
+                "unreleased": sorted(unreleased),
+                "released_at": dict(sorted(released_at.items())),
+            },
+        )
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_version(raw, scope, self.connector.source.name)
+
+
+# --- issues -----------------------------------------------------------------------------------
+
+
+class Issues(JiraStream):
+    """Issues of one project by JQL, with changelog (and worklogs), incrementally.
+
+    Cursor ``{"updated": <ISO UTC>}`` = the newest ``updated`` seen, committed with each page,
+    so a killed sync resumes after the last committed page. If an issue already read comes
+    back later in the same listing with a newer ``updated`` (it was edited while we paged, and
+    an offset listing then skips one issue at a page boundary), the final cursor is moved back
+    to the oldest ``updated`` of this run so the next run reads the window again.
+    """
+
+    name = "issues"
+    page_size = CLOUD_SEARCH_PAGE
+    cursor_field = "updated"
+    primary_key = "id"
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        connector = self.connector
+        settings = connector.settings
+        jql, _ = issues_jql(scope, cursor, options)
+        fields = ",".join(settings.search_fields())
+        newest: datetime | None = None
+        if cursor and cursor.get("updated"):
+            newest = datetime.fromisoformat(str(cursor["updated"]))
+        oldest_seen: datetime | None = None
+        seen: dict[str, Any] = {}
+        shifted = False
+        async for issues in connector.search(jql, fields=fields, expand="changelog"):
+            if not issues:
+                continue
+            await connector.complete_issues(issues)
+            for issue in issues:
+                updated = parse_time((issue.get("fields") or {}).get("updated"))
+                iid = str(issue.get("id"))
+                if iid in seen and seen[iid] != updated:
+                    shifted = True
+                seen[iid] = updated
+                if updated is None:
+                    continue
+                aware = updated.replace(tzinfo=UTC)
+                newest = aware if newest is None or aware > newest else newest
+                oldest_seen = aware if oldest_seen is None or aware < oldest_seen else oldest_seen
+            yield Page(issues, cursor={"updated": newest.isoformat()} if newest else cursor)
+        if shifted and oldest_seen is not None:
+            log.info(
+                "%s %s: issues changed while paging; the next sync re-reads from %s",
+                connector.source.name,
+                scope,
+                oldest_seen.isoformat(),
+            )
+            yield Page([], cursor={"updated": oldest_seen.isoformat()})
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_issue(raw, scope, self.connector.settings)
+
+
+# --- per-issue completion (used by the connector) -----------------------------------------
+
+
+async def complete_changelogs(connector: JiraConnector, issues: list[Raw]) -> int:
+    """Replace truncated embedded changelogs with complete ones; returns how many.
+
+    Cloud: ``POST /rest/api/3/changelog/bulkfetch`` for up to 1000 issues per call, asking
+    only for the fields the mapping reads (status, Sprint, story points). If the site does not
+    offer it (404), per issue ``/issue/{id}/changelog``. Data Center: per issue
+    ``/issue/{id}?expand=changelog`` (its search rarely truncates).
+    """
+    truncated = [i for i in issues if not changelog_is_complete(i)]
+    if not truncated:
+        return 0
+    fetched: dict[str, list[Raw]] = {}
+    if connector.cloud and connector.bulk_changelog:
+        try:
+            fetched = await _bulk_changelogs(connector, [str(i["id"]) for i in truncated])
+        except NotFound:
+            connector.bulk_changelog = False
+            log.info(
+                "%s: changelog bulk fetch not available; fetching per issue", connector.source.name
+            )
+    if not (connector.cloud and connector.bulk_changelog):
+
+        def fetch_one(issue_id: str) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                fetched[issue_id] = await _issue_changelog(connector, issue_id)
+
+            return run
+
+        await _bounded([fetch_one(str(i["id"])) for i in truncated], PER_ISSUE_CONCURRENCY)
+    for issue in truncated:
+        embedded = (issue.get("changelog") or {}).get("histories") or []
+        got = fetched.get(str(issue["id"]), [])
+        by_id = {str(h.get("id")): h for h in got}
+        by_id.update({str(h.get("id")): h for h in embedded})  # embedded ones have every item
+        histories = sorted(
+            by_id.values(),
+            key=lambda h: (parse_time(h.get("created")) or datetime.min, str(h.get("id"))),
+        )
+        issue["changelog"] = {
+            "startAt": 0,
+            "maxResults": len(histories),
+            "total": len(histories),
+            "histories": histories,
+        }
+    return len(truncated)
+
+
+async def _bulk_changelogs(connector: JiraConnector, ids: list[str]) -> dict[str, list[Raw]]:
+    out: dict[str, list[Raw]] = {}
+    field_ids = connector.settings.changelog_field_ids()[:10]
+    for i in range(0, len(ids), BULK_CHANGELOG_ISSUES):
+        chunk = ids[i : i + BULK_CHANGELOG_ISSUES]
+        token: str | None = None
+        while True:
+            body: Raw = {
+                "issueIdsOrKeys": chunk,
+                "fieldIds": field_ids,
+                "maxResults": BULK_CHANGELOG_PAGE,
+            }
+            if token:
+                body["nextPageToken"] = token
+            answer = await connector.http.post_json("/rest/api/3/changelog/bulkfetch", body)
+            for entry in answer.get("issueChangeLogs") or []:
+                out.setdefault(str(entry.get("issueId")), []).extend(
+                    entry.get("changeHistories") or []
+                )
+            token = answer.get("nextPageToken")
+            if not token:
+                break
+    return out
+
+
+async def _issue_changelog(connector: JiraConnector, issue_id: str) -> list[Raw]:
+    http = connector.http
+    if not connector.cloud:
+        body = await http.get_json(
+            f"/rest/api/2/issue/{quote(issue_id)}",
+            params={"fields": "status", "expand": "changelog"},
+        )
+        return list((body.get("changelog") or {}).get("histories") or [])
+    histories: list[Raw] = []
+    start = 0
+    while True:
+        page = await http.get_json(
+            f"/rest/api/3/issue/{quote(issue_id)}/changelog",
+            params={"startAt": start, "maxResults": ISSUE_CHANGELOG_PAGE},
+        )
+        values = page.get("values") or []
+        histories.extend(values)
+        start += len(values)
+        if _agile_last(page, start - len(values), len(values)):
+            return histories
+
+
+async def complete_worklogs(connector: JiraConnector, issues: list[Raw]) -> int:
+    """Fetch all worklogs of issues whose embedded list was cut short (more than 20)."""
+    short = [i for i in issues if not worklog_is_complete(i)]
+
+    def fetch(issue: Raw) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            entries: list[Raw] = []
+            start = 0
+            while True:
+                page = await connector.http.get_json(
+                    connector.api(f"/issue/{quote(str(issue['id']))}/worklog"),
+                    params={"startAt": start, "maxResults": WORKLOG_PAGE},
+                )
+                values = page.get("worklogs") or []
+                entries.extend(values)
+                start += len(values)
+                total = page.get("total")
+                if not values or total is None or start >= int(total):
+                    break
+            issue["fields"]["worklog"] = {
+                "startAt": 0,
+                "maxResults": len(entries),
+                "total": len(entries),
+                "worklogs": entries,
+            }
+
+        return run
+
+    await _bounded([fetch(i) for i in short], PER_ISSUE_CONCURRENCY)
+    return len(short)
+
+
+def annotate_statuses(issues: list[Raw], catalogue: dict[str, str]) -> None:
+    for issue in issues:
+        attach_status_categories(issue, catalogue)

@@ -1,0 +1,113 @@
+"""``programview sync``, ``programview backfill`` and ``programview connectors``.
+
+Thin: parse options, call :func:`programview.sync.engine.sync`, print a summary, run the
+transform when something changed, and exit 0 ok / 1 failed / 3 partial (2 is bad usage or
+config, from ``handle_errors``).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import NoReturn
+
+import click
+
+from programview.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    handle_errors,
+    main_group,
+)
+from programview.config import Config, load_config
+from programview.progress import Progress, TerminalProgress
+from programview.sync import engine as sync_engine
+from programview.sync.registry import connector_entry_points, load_connector
+
+EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+
+
+def _progress() -> Progress | None:
+    """Live lines only for a person watching; cron and pipes get the summary alone."""
+    return TerminalProgress() if sys.stderr.isatty() else None
+
+
+def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
+    click.echo(
+        f"run {result.run_id}: {result.status}, {result.records} records written, "
+        f"{result.skipped} unchanged, {result.requests} requests, "
+        f"{result.quarantined} quarantined"
+        + (f", {result.deleted} marked deleted" if result.deleted else "")
+    )
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.quarantined:
+        click.echo(
+            f"warning: {result.quarantined} record(s) could not be mapped and are in the "
+            f"quarantine table (run_id = {result.run_id})",
+            err=True,
+        )
+    if result.wrote:
+        from programview.transform import run_transform
+        from programview.warehouse import db
+
+        engine = db.create_engine(config.warehouse.url)
+        try:
+            run_transform(engine, config)
+        finally:
+            engine.dispose()
+    sys.exit(EXIT_CODES[result.status])
+
+
+@main_group.command("sync")
+@click.option("--source", metavar="NAME", help="Sync only this configured source.")
+@click.option("--full", is_flag=True, help="Ignore stored cursors and re-read everything.")
+@click.pass_context
+@handle_errors
+def sync_command(ctx: click.Context, source: str | None, full: bool) -> None:
+    """Pull what changed since the last run from every source (or one)."""
+    config = load_config(ctx.obj["config_path"])
+    result = sync_engine.sync(config, source=source, full=full, progress=_progress())
+    _finish(config, result)
+
+
+@main_group.command("backfill")
+@click.option("--since", required=True, type=DATE, help="Window start, UTC (YYYY-MM-DD).")
+@click.option("--until", type=DATE, help="Window end, UTC (default: now).")
+@click.option("--source", metavar="NAME", help="Backfill only this configured source.")
+@click.pass_context
+@handle_errors
+def backfill_command(
+    ctx: click.Context, since: datetime, until: datetime | None, source: str | None
+) -> None:
+    """Re-read items updated in a time window, without moving the sync cursors."""
+    if until is not None and until <= since:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    config = load_config(ctx.obj["config_path"])
+    result = sync_engine.sync(config, source=source, since=since, until=until, progress=_progress())
+    _finish(config, result)
+
+
+@main_group.command("connectors")
+@handle_errors
+def connectors_command() -> None:
+    """List the installed connector kinds, where they come from and their version."""
+    eps = connector_entry_points()
+    if not eps:
+        click.echo("no connectors installed", err=True)
+        sys.exit(EXIT_USAGE)
+    broken = False
+    for kind in sorted(eps):
+        ep = eps[kind]
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown package"
+        try:
+            load_connector(kind)
+            state = ""
+        except Exception as exc:  # a broken plugin must not hide the others
+            state = f"  (cannot load: {exc})"
+            broken = True
+        click.echo(f"{kind}\t{ep.value}\t{dist}{state}")
+    sys.exit(EXIT_FAILED if broken else EXIT_OK)

@@ -1,0 +1,88 @@
+"""Log output for long-running commands (the daemon): one format, UTC times, secrets masked.
+
+Why a masking formatter on top of "never log a secret": a secret can still slip into a log
+line through text we do not control (an exception from a driver that quotes a URL, a library
+debug line), so every configured secret value is replaced by ``***`` in the final formatted
+line, traceback included, as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import unquote
+
+from sqlalchemy.engine.url import make_url
+
+if TYPE_CHECKING:
+    from programview.config import Config
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Shorter strings would blank out ordinary words.
+MIN_SECRET_LENGTH = 4
+#: Libraries that log every request at INFO: a line per request would drown the one line per
+#: run the daemon promises (and request lines may carry tokens in query strings).
+CHATTY = ("httpx", "httpcore", "apscheduler.executors.default")
+
+
+class RedactingFormatter(logging.Formatter):
+    """A UTC ISO-8601 formatter that replaces every known secret with ``***``."""
+
+    converter = time.gmtime
+
+    def __init__(self, secrets: Iterable[str] = (), fmt: str = FORMAT) -> None:
+        super().__init__(fmt, datefmt="%Y-%m-%dT%H:%M:%SZ")
+        self.secrets = sorted(
+            {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` (longest first) replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every secret value the config holds: credentials, the webhook URL, the DB password."""
+    found: list[str] = []
+    for source in config.sources:
+        found.extend(value.get_secret_value() for value in source.credentials.values())
+    if config.alerts.webhook_url is not None:
+        found.append(config.alerts.webhook_url.get_secret_value())
+    try:
+        password = make_url(config.warehouse.url).password
+    except Exception:  # an unparsable URL has no password to hide; it is reported elsewhere
+        password = None
+    if password:
+        found.extend({str(password), unquote(str(password))})
+    return [s for s in found if s]
+
+
+def setup_logging(
+    level: str | int = "INFO", *, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
+    """Send ``programview`` logs (and warnings of other libraries) to ``stream`` (stderr).
+
+    Replaces a handler installed by an earlier call, so calling it twice never doubles lines.
+    Returns the handler (tests read what it wrote).
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_programview", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(RedactingFormatter(secrets))
+    handler._programview = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("programview").setLevel(level.upper() if isinstance(level, str) else level)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return handler

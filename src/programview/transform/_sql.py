@@ -1,0 +1,140 @@
+"""Small helpers so the transform's SQL reads as SQL and runs the same on SQLite and PostgreSQL.
+
+Two things differ between the databases and matter here:
+
+* date arithmetic (``julianday`` on SQLite, interval/date subtraction on PostgreSQL), hidden
+  behind :class:`Sql`;
+* SQLite keeps timestamps as text, so every bound date or datetime must go through
+  SQLAlchemy's type processing (``2024-01-01 10:00:00.000000``, the stored format) rather than
+  the driver's default (which drops zero microseconds and would compare wrongly at
+  boundaries). :func:`stmt` binds every parameter with its SQLAlchemy type, and result
+  columns holding dates are declared so they come back as ``date``/``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+if TYPE_CHECKING:
+    from programview.config import Config
+
+#: A scope mapped to two projects by mistake must not double-count: the smaller key wins.
+SCOPE_PROJECT_CTE = (
+    "scope_project AS (SELECT source_name, scope, MIN(project_key) AS project_key "
+    "FROM project_scopes GROUP BY source_name, scope)"
+)
+
+#: A release counts as released when released (flag) or its release time is known.
+IS_RELEASED = "(r.released_at IS NOT NULL OR COALESCE(r.released, FALSE))"
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """Dialect-specific SQL fragments."""
+
+    dialect: str
+
+    def date(self, expr: str) -> str:
+        """The calendar date (UTC) of a timestamp expression."""
+        if self.dialect == "postgresql":
+            return f"CAST({expr} AS DATE)"
+        return f"date({expr})"
+
+    def days_between(self, later: str, earlier: str) -> str:
+        """Fractional days from ``earlier`` to ``later`` (timestamps)."""
+        if self.dialect == "postgresql":
+            return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
+        return f"(julianday({later}) - julianday({earlier}))"
+
+    def date_diff(self, later: str, earlier: str) -> str:
+        """Whole days from ``earlier`` to ``later`` (dates)."""
+        if self.dialect == "postgresql":
+            return f"({later} - {earlier})"
+        return f"CAST(ROUND(julianday({later}) - julianday({earlier})) AS INTEGER)"
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """One transform run: the connection (one transaction), the settings and the clock."""
+
+    conn: Connection
+    config: Config
+    as_of: datetime
+    sql: Sql
+
+    @property
+    def as_of_date(self) -> date:
+        return self.as_of.date()
+
+
+def _type_of(value: Any) -> sa.types.TypeEngine[Any] | None:
+    if isinstance(value, datetime):
+        return sa.DateTime()
+    if isinstance(value, date):
+        return sa.Date()
+    if isinstance(value, bool):
+        return sa.Boolean()
+    if isinstance(value, float):
+        return sa.Float()
+    if isinstance(value, int):
+        return sa.Integer()
+    return None
+
+
+def stmt(
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    columns: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
+) -> sa.TextClause:
+    """``text(sql)`` with every parameter bound with its type, and typed result columns."""
+    clause = sa.text(sql)
+    if params:
+        clause = clause.bindparams(
+            *(
+                sa.bindparam(name, value, expanding=True)
+                if isinstance(value, (list, tuple))
+                else sa.bindparam(name, value, type_=_type_of(value))
+                for name, value in params.items()
+            )
+        )
+    if columns:
+        return clause.columns(**columns)  # type: ignore[return-value]
+    return clause
+
+
+def fetch(
+    conn: Connection,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    columns: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
+) -> Sequence[Row[Any]]:
+    return conn.execute(stmt(sql, params, columns)).all()
+
+
+def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> int:
+    return conn.execute(stmt(sql, params)).rowcount
+
+
+def points_at(item: str, at: str) -> str:
+    """Scalar subquery: the estimate of work item ``item`` at time ``at``, rebuilt from
+    ``estimate_changes`` (docs/metrics.md): the latest ``to_points`` changed at or before
+    ``at``; if every change is later, the earliest change's ``from_points``.
+
+    Only meaningful for items that have estimate changes; callers use the current
+    ``story_points`` for the others (most items), so this subquery runs on few rows. One
+    subquery (not COALESCE of two) because a change may set the estimate *to* NULL.
+    """
+    before = f"e.changed_at <= {at}"
+    return (
+        f"(SELECT CASE WHEN {before} THEN e.to_points ELSE e.from_points END "
+        f"FROM estimate_changes e WHERE e.work_item_id = {item} "
+        f"ORDER BY CASE WHEN {before} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {before} THEN e.changed_at END DESC, e.changed_at, e.change_id DESC "
+        f"LIMIT 1)"
+    )
