@@ -18,6 +18,18 @@ from programview.cli import main
 from programview.warehouse import db
 
 
+@pytest.fixture(autouse=True)
+def transforms(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record transform calls (the transform has its own tests; here only *when* it runs)."""
+    import programview.transform
+
+    calls: list[str] = []
+    monkeypatch.setattr(
+        programview.transform, "run_transform", lambda engine, config: calls.append(config.path)
+    )
+    return calls
+
+
 @pytest.fixture
 def api() -> FakeApi:
     return FakeApi(scopes=("ALPHA",), items=12)
@@ -69,16 +81,20 @@ def test_db_upgrade_then_current(tmp_path: Path, db_url: str) -> None:
     assert current.exit_code == 0 and f"revision {head} (head)" in current.output
 
 
-def test_sync_then_second_sync(tmp_path: Path, warehouse_url: str, base_url: str) -> None:
+def test_sync_then_second_sync(
+    tmp_path: Path, warehouse_url: str, base_url: str, transforms: list[str]
+) -> None:
     config = write_config(tmp_path, warehouse_url, base_url)
 
     first = cli(config, "sync")
     assert first.exit_code == 0, first.output
     assert ": ok, " in first.output
+    assert transforms == [str(config)]  # something was written: metrics are recomputed
 
     second = cli(config, "sync", "--source", "fake")
     assert second.exit_code == 0, second.output
     assert "ok, 0 records written" in second.output
+    assert len(transforms) == 1  # nothing changed: no transform
 
     engine = db.create_engine(warehouse_url)
     with engine.connect() as conn:

@@ -122,7 +122,10 @@ def test_example_config_is_valid() -> None:
             if kind in installed:
                 pytest.skip(f"connector {kind!r} is registered but not importable yet: {exc}")
             raise
-    env = {name: f"value-of-{name.lower()}" for name in re.findall(r"\$\{(\w+)\}", text)}
+    env = {
+        name: f"https://hooks.example.com/{name}" if "URL" in name else f"value-of-{name}"
+        for name in re.findall(r"\$\{(\w+)\}", text)
+    }
     config = parse_config(text, path="config.example.toml", environ=env)
     assert {s.kind for s in config.sources} == kinds_used
     assert config.projects and config.programs
@@ -539,3 +542,43 @@ def test_source_lookup_error_lists_configured_sources(kinds: None) -> None:
     config = parse_config(SOURCE, path="pv.toml", environ=ENV)
     with pytest.raises(ConfigError, match=r"unknown source 'jira': configured sources are src"):
         config.source("jira")
+
+
+# --- documentation stays in step with the models -----------------------------------------
+
+
+def documented_keys() -> set[str]:
+    """``section.key`` for every key of every section of the config (one level deep)."""
+    from pydantic import BaseModel
+
+    from programview.config import Config, _unwrap_optional
+
+    keys = set()
+    for section, field in Config.model_fields.items():
+        if field.exclude:
+            continue
+        model = _unwrap_optional(field.annotation)
+        if getattr(model, "__origin__", None) is list:
+            model = model.__args__[0]
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        keys.update(f"{section}.{name}" for name in model.model_fields)
+    return keys
+
+
+def test_every_key_is_in_the_docs_and_the_example() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    example = (ROOT / "config.example.toml").read_text()
+    keys = documented_keys()
+
+    assert sorted(k for k in keys if f"`{k}`" not in docs) == []
+    not_in_example = []
+    for key in keys:
+        section, name = key.split(".")
+        pattern = rf"^\s*(#\s*)?({re.escape(name)}\s*=|\[{re.escape(key)}\])"
+        if not re.search(pattern, example, re.M):
+            not_in_example.append(key)
+    assert sorted(not_in_example) == []
+
+    sections = "|".join(sorted({k.split(".")[0] for k in keys}))
+    stale = set(re.findall(rf"`((?:{sections})\.\w+)`", docs)) - keys
+    assert sorted(stale) == [], "docs/configuration.md names keys that do not exist"

@@ -361,6 +361,13 @@ def test_missing_scope_is_an_error_naming_it_and_other_scopes_sync(
     assert "GHOST" in result.errors[0] and "404" in result.errors[0]
     assert "Project GHOST Not Found" in result.errors[0]
     assert len(keys(engine, "ALPHA")) == 5
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT scope, stream, status, error FROM sync_run_streams WHERE run_id = :r"),
+            {"r": result.run_id},
+        ).all()
+    assert {(r.scope, r.status) for r in rows} == {("ALPHA", "ok"), ("GHOST", "failed")}
+    assert all("GHOST" in r.error for r in rows if r.scope == "GHOST")
 
     only_ghost = make_config(warehouse_url, ("GHOST",))
     assert run(only_ghost, api).status == "failed"

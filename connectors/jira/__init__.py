@@ -256,9 +256,12 @@ class JiraConnector(Connector):
             ids.update(str(i["id"]) for i in issues if isinstance(i, dict) and "id" in i)
         if self.cloud:
             # The token-paged search has no total: cross-check with the count endpoint.
-            answer = await self.http.post_json(
-                "/rest/api/3/search/approximate-count", {"jql": f'project = "{scope}"'}
-            )
+            try:
+                answer = await self.http.post_json(
+                    "/rest/api/3/search/approximate-count", {"jql": f'project = "{scope}"'}
+                )
+            except NotFound:  # a site without the count endpoint: the listing ended cleanly
+                answer = {}
             expected = int((answer or {}).get("count") or 0)
             if len(ids) < expected:
                 log.warning(
@@ -281,23 +284,22 @@ class JiraConnector(Connector):
         Offered for the engine's reconcile; Jira Cloud answers 404 for both deleted and
         invisible issues, so ``"hidden"`` shows only where the site answers 403.
         """
-        from programview.errors import AuthError
-
         verdicts: dict[str, str] = {}
         for n, native in enumerate(native_ids):
             if n >= MAX_MISSING_LOOKUPS:
                 verdicts[native] = "unknown"
                 continue
-            try:
-                body = await self.http.get_json(
-                    self.api(f"/issue/{quote(native)}"), params={"fields": "project"}
-                )
-            except NotFound:
+            response = await self.http.request(
+                "GET",
+                self.api(f"/issue/{quote(native)}"),
+                params={"fields": "project"},
+                expect=(200, 403, 404),
+            )
+            if response.status_code == 404:
                 verdicts[native] = "deleted"
-                continue
-            except AuthError:
+            elif response.status_code == 403:
                 verdicts[native] = "hidden"
-                continue
-            project = ((body or {}).get("fields") or {}).get("project") or {}
-            verdicts[native] = "live" if project.get("key") == scope else "moved"
+            else:
+                project = (response.json().get("fields") or {}).get("project") or {}
+                verdicts[native] = "live" if project.get("key") == scope else "moved"
         return verdicts

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from programview.errors import ApiError, NotFound
@@ -257,17 +257,25 @@ class Versions(JiraStream):
 class Issues(JiraStream):
     """Issues of one project by JQL, with changelog (and worklogs), incrementally.
 
-    Cursor ``{"updated": <ISO UTC>}`` = the newest ``updated`` seen, committed with each page,
-    so a killed sync resumes after the last committed page. If an issue already read comes
-    back later in the same listing with a newer ``updated`` (it was edited while we paged, and
-    an offset listing then skips one issue at a page boundary), the final cursor is moved back
-    to the oldest ``updated`` of this run so the next run reads the window again.
+    Cursor ``{"updated": <ISO UTC>, "recent": {id: updated epoch ms}}``: the newest
+    ``updated`` seen, committed with each page, so a killed sync resumes after the last
+    committed page; and the issues inside the lookback window below it. The next search
+    overlaps that window on purpose, and an issue it returns with the same ``updated`` is
+    dropped before any further request (no changelog, worklog or status lookups for it).
+
+    If an issue already read comes back later in the same listing with a newer ``updated``
+    (edited while we paged: an offset listing then skips one issue at a page boundary), the
+    final cursor is moved back to the oldest ``updated`` of this run, so the next run reads
+    that window again.
     """
 
     name = "issues"
     page_size = CLOUD_SEARCH_PAGE
     cursor_field = "updated"
     primary_key = "id"
+    #: Keep at most this many ids in the cursor's ``recent`` map (a bulk edit can touch
+    #: thousands of issues in one minute; they are then simply re-read).
+    max_recent: ClassVar[int] = 2000
 
     async def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
@@ -276,28 +284,39 @@ class Issues(JiraStream):
         settings = connector.settings
         jql, _ = issues_jql(scope, cursor, options)
         fields = ",".join(settings.search_fields())
+        window = timedelta(minutes=options.lookback_minutes)
         newest: datetime | None = None
+        known: dict[str, int] = {}
         if cursor and cursor.get("updated"):
             newest = datetime.fromisoformat(str(cursor["updated"]))
+            known = {str(k): int(v) for k, v in (cursor.get("recent") or {}).items()}
+        recent = dict(known)
         oldest_seen: datetime | None = None
-        seen: dict[str, Any] = {}
+        seen: dict[str, int | None] = {}
         shifted = False
         async for issues in connector.search(jql, fields=fields, expand="changelog"):
             if not issues:
                 continue
-            await connector.complete_issues(issues)
+            fresh: list[Raw] = []
             for issue in issues:
-                updated = parse_time((issue.get("fields") or {}).get("updated"))
                 iid = str(issue.get("id"))
-                if iid in seen and seen[iid] != updated:
+                updated = parse_time((issue.get("fields") or {}).get("updated"))
+                stamp = epoch_ms(updated) if updated else None
+                if iid in seen and seen[iid] != stamp:
                     shifted = True
-                seen[iid] = updated
-                if updated is None:
+                seen[iid] = stamp
+                if stamp is not None and known.get(iid) == stamp:
+                    continue  # the lookback overlap: unchanged since the last sync
+                fresh.append(issue)
+                if updated is None or stamp is None:
                     continue
                 aware = updated.replace(tzinfo=UTC)
                 newest = aware if newest is None or aware > newest else newest
                 oldest_seen = aware if oldest_seen is None or aware < oldest_seen else oldest_seen
-            yield Page(issues, cursor={"updated": newest.isoformat()} if newest else cursor)
+                recent[iid] = stamp
+            if fresh:
+                await connector.complete_issues(fresh)
+            yield Page(fresh, cursor=self._cursor(newest, recent, window) if newest else cursor)
         if shifted and oldest_seen is not None:
             log.info(
                 "%s %s: issues changed while paging; the next sync re-reads from %s",
@@ -305,7 +324,14 @@ class Issues(JiraStream):
                 scope,
                 oldest_seen.isoformat(),
             )
-            yield Page([], cursor={"updated": oldest_seen.isoformat()})
+            yield Page([], cursor={"updated": oldest_seen.isoformat(), "recent": {}})
+
+    def _cursor(self, newest: datetime, recent: dict[str, int], window: timedelta) -> Raw:
+        floor = epoch_ms(newest - window)
+        for iid in [i for i, stamp in recent.items() if stamp < floor]:
+            del recent[iid]
+        kept = recent if len(recent) <= self.max_recent else {}
+        return {"updated": newest.isoformat(), "recent": dict(sorted(kept.items()))}
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_issue(raw, scope, self.connector.settings)

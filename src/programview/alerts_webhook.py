@@ -47,6 +47,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -59,8 +60,11 @@ log = logging.getLogger(__name__)
 
 #: Attempts per event before the run gives up (the event stays queued for the next run).
 MAX_ATTEMPTS = 5
+#: Retries of one event stop before this many seconds have passed: the claim holds a lock
+#: meanwhile (SQLite's single writer waits up to 60 s for it, see warehouse.db).
+MAX_RETRY_SECONDS = 40.0
 #: A 429 asking us to wait longer than this ends the run instead of blocking it.
-MAX_RETRY_AFTER_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 30.0
 #: Seconds to wait for the webhook to answer one post.
 TIMEOUT_SECONDS = 10.0
 
@@ -86,9 +90,20 @@ _alerts = sa.table(
     *(
         sa.column(name)
         for name in (
-            "alert_id", "program_key", "rule", "severity", "status", "blocked_item_key",
-            "blocked_project_key", "blocking_item_key", "blocking_project_key", "message",
-            "slip_days", "first_seen_at", "last_seen_at", "resolved_at",
+            "alert_id",
+            "program_key",
+            "rule",
+            "severity",
+            "status",
+            "blocked_item_key",
+            "blocked_project_key",
+            "blocking_item_key",
+            "blocking_project_key",
+            "message",
+            "slip_days",
+            "first_seen_at",
+            "last_seen_at",
+            "resolved_at",
         )
     ),
 )
@@ -149,12 +164,17 @@ def deliver_alert_events(
                 log.warning(
                     "alert webhook (%s): %s; event %s of alert %s stays queued for the next run"
                     " (%d sent in this run)",
-                    host, exc, exc.event_name, exc.alert_id, sent,
+                    host,
+                    exc,
+                    exc.event_name,
+                    exc.alert_id,
+                    sent,
                 )
                 break
             sent += 1
-            log.info("alert webhook (%s): sent %s of alert %s", host, event["event"],
-                     event["alert_id"])
+            log.debug("alert webhook: sent %s of alert %s", event["event"], event["alert_id"])
+    if sent:
+        log.info("alert webhook (%s): sent %d alert event(s)", host, sent)
     return sent
 
 
@@ -226,7 +246,7 @@ def _post(
 ) -> None:
     """POST with retries; return on 2xx, raise ``_DeliveryFailed`` otherwise."""
     retrying = Retrying(
-        stop=stop_after_attempt(MAX_ATTEMPTS),
+        stop=stop_after_attempt(MAX_ATTEMPTS) | stop_before_delay(MAX_RETRY_SECONDS),
         wait=_wait,
         retry=retry_if_exception(_worth_retrying),
         sleep=sleep,
@@ -243,11 +263,12 @@ def _post(
         if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
             reason = f"HTTP {exc.status}, asked to retry after {exc.retry_after:.0f}s"
         else:
-            reason = f"HTTP {exc.status} after {MAX_ATTEMPTS} attempts"
+            reason = f"HTTP {exc.status} after {retrying.statistics['attempt_number']} attempts"
         raise _DeliveryFailed(reason, event) from None
     except httpx.TransportError as exc:
         # Class name only: some httpx messages carry the request URL.
-        raise _DeliveryFailed(f"{type(exc).__name__} after retries", event) from None
+        attempts = retrying.statistics["attempt_number"]
+        raise _DeliveryFailed(f"{type(exc).__name__} after {attempts} attempts", event) from None
     if not response.is_success:
         # 400 invalid payload, 403/404/410 webhook revoked or channel archived: retrying in this
         # run cannot help, but the event is kept so fixing the config resends it.
@@ -278,8 +299,13 @@ def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome is not None else None
     reason = str(exc) if isinstance(exc, _RetryableStatus) else type(exc).__name__
     wait = state.next_action.sleep if state.next_action is not None else 0.0
-    log.info("alert webhook: %s, retrying in %.1fs (attempt %d of %d)", reason, wait,
-             state.attempt_number + 1, MAX_ATTEMPTS)
+    log.info(
+        "alert webhook: %s, retrying in %.1fs (attempt %d of %d)",
+        reason,
+        wait,
+        state.attempt_number + 1,
+        MAX_ATTEMPTS,
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -88,29 +88,17 @@ def build_report(engine: Engine, *, program: str | None = None) -> dict[str, Any
                 f"(programs with metrics: {', '.join(known) or 'none'})"
             )
 
-        def keep(row: Mapping[str, Any]) -> bool:
-            return program is None or row.get("program_key") == program
-
-        health_rows = [r for r in health_rows if keep(r)]
-        project_rows = [r for r in project_rows if keep(r)]
-        alerts = [
-            r
-            for r in _rows(conn, "SELECT * FROM v_dependency_alerts WHERE status = 'open'")
-            if keep(r)
-        ]
-        sprints = [
-            r for r in _rows(conn, "SELECT * FROM v_sprints WHERE state = 'closed'") if keep(r)
-        ]
-        releases = [r for r in _rows(conn, "SELECT * FROM v_releases") if keep(r)]
-        items = [
-            r
-            for r in _rows(
-                conn,
-                "SELECT project_key, program_key, release_name, story_points, created_at, "
-                "resolved_at, status_category FROM v_work_items WHERE release_name IS NOT NULL",
-            )
-            if keep(r)
-        ]
+        health_rows = [r for r in health_rows if program is None or r["program_key"] == program]
+        project_rows = [r for r in project_rows if program is None or r["program_key"] == program]
+        alerts = _rows(conn, "SELECT * FROM v_dependency_alerts WHERE status = 'open'", program)
+        sprints = _rows(conn, "SELECT * FROM v_sprints WHERE state = 'closed'", program)
+        releases = _rows(conn, "SELECT * FROM v_releases WHERE 1 = 1", program)
+        items = _rows(
+            conn,
+            "SELECT project_key, program_key, release_name, story_points, created_at, "
+            "resolved_at, status_category FROM v_work_items WHERE release_name IS NOT NULL",
+            program,
+        )
 
     latest_health = _latest(health_rows)
     latest_projects = _latest(project_rows)
@@ -150,8 +138,13 @@ def _check_views(conn: Connection) -> None:
         )
 
 
-def _rows(conn: Connection, sql: str) -> list[dict[str, Any]]:
-    result = conn.execute(sa.text(sql))
+def _rows(conn: Connection, sql: str, program: str | None = None) -> list[dict[str, Any]]:
+    """Rows of ``sql`` (which ends in a WHERE clause when ``program`` is given) as dicts."""
+    params = {}
+    if program is not None:
+        sql += " AND program_key = :program"
+        params["program"] = program
+    result = conn.execute(sa.text(sql), params)
     return [{k: _jsonable(k, v) for k, v in row.items()} for row in result.mappings()]
 
 
@@ -209,11 +202,7 @@ def _by(*keys: str) -> Any:
 
 def component_names(row: Mapping[str, Any]) -> list[str]:
     """Health components in a ``v_program_health`` row: every ``<name>_score`` column."""
-    return [
-        k.removesuffix("_score")
-        for k in row
-        if k.endswith("_score") and k != "health_score"
-    ]
+    return [k.removesuffix("_score") for k in row if k.endswith("_score") and k != "health_score"]
 
 
 def _program_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -408,57 +397,75 @@ def render_text(report: Mapping[str, Any], *, width: int = 80) -> str:
                     *(_fmt(comps.get(n), "{:.0f}") for n in names),
                 ]
             )
-        table = _table(head, rows, align="llr" + "r" * len(names), first_width=16)
+        table = _table(head, rows, align="lrl" + "r" * len(names), first_width=16)
         out.append(table[0])
         for p, line in zip(programs, table[1:], strict=True):
             out.append(line)
             worst = p.get("worst")
             if worst:
                 why = worst.get("why") or "no explanation recorded"
-                out += _wrap(
-                    f"worst: {worst['component']} {_fmt(worst['score'], '{:.0f}')} - {why}",
-                    width,
-                    indent="  ",
-                )
+                if not why.lower().startswith(worst["component"]):
+                    why = f"{worst['component']} {_fmt(worst['score'], '{:.0f}')} - {why}"
+                out += _wrap(f"worst: {why}", width, indent="    ")
             elif p.get("health_score") is None:
-                out += _wrap("no component has data yet, so no score", width, indent="  ")
+                out += _wrap("no component has data yet, so no score", width, indent="    ")
     else:
         out.append("  no program health rows (no programs configured?)")
 
     projects = report.get("projects") or []
     out += ["", f"PROJECTS ({len(projects)})"]
     if projects:
-        head = ["Project", "Velocity", "Say/do", "Thru/wk", "Cycle50",
-                "Defects", "On-time", "CPI", "SPI", "Blocked"]
+        head = [
+            "Project",
+            "Velocity",
+            "Say/do",
+            "Thru/wk",
+            "Cycle",
+            "Bugs",
+            "On-time",
+            "CPI",
+            "SPI",
+            "Blocked",
+        ]
         by_program: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for p in projects:
             by_program[p.get("program_key") or "(no program)"].append(p)
         rows_by_group = []
         for program, members in by_program.items():
-            rows_by_group.append((program, [
-                [
-                    p.get("project_key"),
-                    _fmt(p.get("velocity_points"), "{:.1f}"),
-                    _fmt(p.get("say_do_ratio"), "{:.0%}"),
-                    _fmt(p.get("throughput_per_week"), "{:.1f}"),
-                    _fmt(p.get("cycle_time_p50_days"), "{:.1f}d"),
-                    _fmt(p.get("defect_density"), "{:.1f}"),
-                    _fmt(p.get("on_time_delivery_rate"), "{:.0%}"),
-                    _fmt(p.get("cpi"), "{:.2f}"),
-                    _fmt(p.get("spi"), "{:.2f}"),
-                    _fmt(p.get("open_blockers"), "{:.0f}"),
-                ]
-                for p in members
-            ]))
+            rows_by_group.append(
+                (
+                    program,
+                    [
+                        [
+                            _clip(str(p.get("project_key")), 16),
+                            _fmt(p.get("velocity_points"), "{:.1f}"),
+                            _fmt(p.get("say_do_ratio"), "{:.0%}"),
+                            _fmt(p.get("throughput_per_week"), "{:.1f}"),
+                            _fmt(p.get("cycle_time_p50_days"), "{:.1f}"),
+                            _fmt(p.get("defect_density"), "{:.1f}"),
+                            _fmt(p.get("on_time_delivery_rate"), "{:.0%}"),
+                            _fmt(p.get("cpi"), "{:.2f}"),
+                            _fmt(p.get("spi"), "{:.2f}"),
+                            _fmt(p.get("open_blockers"), "{:.0f}"),
+                        ]
+                        for p in members
+                    ],
+                )
+            )
         all_rows = [r for _, rows in rows_by_group for r in rows]
-        table = _table(head, all_rows, align="l" + "r" * 9, first_width=14)
+        table = _table(head, all_rows, align="l" + "r" * 9)
         out.append(table[0])
         lines = iter(table[1:])
         for program, rows in rows_by_group:
             out.append(f"{program}:")
             out += [next(lines) for _ in rows]
-        out.append("  (Velocity: points/sprint; Thru: items/week; Cycle50: median days to done;")
-        out.append("   Defects: bugs per 100 points; Blocked: open cross-project blockers)")
+        out += _wrap(
+            "(Velocity: points per sprint; Thru: items done per week; Cycle: median days from"
+            " start to done; Bugs: bugs per 100 points delivered; Blocked: open cross-project"
+            " blockers)",
+            width,
+            indent="  ",
+        )
     else:
         out.append("  no project metrics")
 
@@ -517,9 +524,7 @@ def _table(
 ) -> list[str]:
     """Header line and one line per row, columns padded to their widest cell."""
     cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
-    widths = [
-        max([len(head[i]), *(len(r[i]) for r in cells)]) for i in range(len(head))
-    ]
+    widths = [max([len(head[i]), *(len(r[i]) for r in cells)]) for i in range(len(head))]
     widths[0] = max(widths[0], first_width) if first_width else widths[0]
 
     def line(values: Sequence[str]) -> str:

@@ -28,22 +28,27 @@ h2 { font-size: 17px; margin: 28px 0 10px; border-bottom: 1px solid #d0d7de; pad
 h3 { font-size: 14px; margin: 0 0 6px; }
 .meta { color: #59636e; margin: 0 0 8px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 12px; }
-.card, .chart { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
+.card, .chart { background: #fff; border: 1px solid #d0d7de; border-radius: 8px;
+                padding: 12px 14px; }
 .card .score { font-size: 34px; font-weight: 700; }
 .card .why { color: #424a53; font-size: 13px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff;
          font-size: 12px; font-weight: 600; text-transform: uppercase; vertical-align: middle; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
 table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid #d0d7de; }
-th, td { padding: 5px 8px; border-bottom: 1px solid #eaeef2; text-align: left; vertical-align: top; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #eaeef2; text-align: left;
+         vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; font-size: 13px; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.msg { color: #424a53; font-size: 13px; }
+td.nowrap { white-space: nowrap; }
 .legend { font-size: 12px; color: #59636e; }
 .legend span { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px;
                border-radius: 2px; vertical-align: middle; }
 .empty { color: #59636e; font-style: italic; }
+svg { display: block; max-width: 540px; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #59636e; }
+.scroll { overflow-x: auto; }
 """
 
 
@@ -82,12 +87,14 @@ def _programs(programs: Sequence[Mapping[str, Any]]) -> str:
         status = p.get("health_status") or "n/a"
         color = STATUS_COLORS.get(status, GREY)
         worst = p.get("worst")
-        why = (
-            f"<b>Worst: {_e(worst['component'])} {_num(worst['score'], '{:.0f}')}</b>"
-            f" - {_e(worst.get('why') or 'no explanation recorded')}"
-            if worst
-            else "No component has data yet."
-        )
+        if worst:
+            reason = worst.get("why") or "no explanation recorded"
+            why = (
+                f"<b>Worst: {_e(worst['component'])} {_num(worst['score'], '{:.0f}')}</b>"
+                f"<br>{_e(reason)}"
+            )
+        else:
+            why = "No component has data yet."
         comps = p.get("components") or {}
         rows = "".join(
             f"<tr><td>{_e(name)}</td><td class=num>{_num(score, '{:.0f}')}</td>"
@@ -99,7 +106,7 @@ def _programs(programs: Sequence[Mapping[str, Any]]) -> str:
         cards.append(
             f'<div class="card"><h3>{title}</h3>'
             f'<div><span class="score" style="color:{color}">'
-            f'{_num(p.get("health_score"), "{:.0f}")}</span> '
+            f"{_num(p.get('health_score'), '{:.0f}')}</span> "
             f'<span class="badge" style="background:{color}">{_e(status)}</span></div>'
             f'<p class="why">{why}</p>'
             f"<details><summary>Components</summary><table>{rows}</table></details></div>"
@@ -116,8 +123,11 @@ def _health_charts(series: Sequence[Mapping[str, Any]]) -> str:
                 y_max=100.0,
                 label=f"health score of {s['program_key']} by day",
             ),
-            legend=[("green", STATUS_COLORS["green"]), ("amber", STATUS_COLORS["amber"]),
-                    ("red", STATUS_COLORS["red"])],
+            legend=[
+                ("green", STATUS_COLORS["green"]),
+                ("amber", STATUS_COLORS["amber"]),
+                ("red", STATUS_COLORS["red"]),
+            ],
         )
         for s in series
         if s.get("points")
@@ -138,13 +148,14 @@ def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
             f"</small></td><td>{_e(a.get('blocking_item_key'))} "
             f"<small>({_e(a.get('blocking_project_key'))})</small></td>"
             f"<td class=num>{_num(a.get('slip_days'), '{:.0f}')}</td>"
-            f"<td>{_e((a.get('first_seen_at') or '')[:10])}</td>"
+            f"<td class=nowrap>{_e((a.get('first_seen_at') or '')[:10])}</td>"
             f'<td class="msg">{_e(a.get("message"))}</td></tr>'
         )
     return (
-        f"<h2>Open dependency alerts ({len(alerts)})</h2><table><tr><th>Severity</th>"
-        "<th>Rule</th><th>Blocked</th><th>Blocking</th><th class=num>Slip days</th>"
-        f"<th>Since</th><th>Why</th></tr>{''.join(rows)}</table>"
+        f'<h2>Open dependency alerts ({len(alerts)})</h2><div class="scroll"><table><tr>'
+        "<th>Severity</th><th>Rule</th><th>Blocked</th><th>Blocking</th>"
+        "<th class=num>Slip days</th><th>Since</th><th>Why</th></tr>"
+        f"{''.join(rows)}</table></div>"
     )
 
 
@@ -169,13 +180,15 @@ def _projects(projects: Sequence[Mapping[str, Any]]) -> str:
     head = "".join(f"<th class=num>{_e(label)}</th>" for _, label, _ in PROJECT_COLUMNS)
     rows = "".join(
         f"<tr><td><b>{_e(p.get('project_key'))}</b></td><td>{_e(p.get('program_key'))}</td>"
-        + "".join(f"<td class=num>{_num(p.get(col), spec)}</td>" for col, _, spec in PROJECT_COLUMNS)
+        + "".join(
+            f"<td class=num>{_num(p.get(col), spec)}</td>" for col, _, spec in PROJECT_COLUMNS
+        )
         + "</tr>"
         for p in projects
     )
     return (
-        f"<h2>Projects ({len(projects)})</h2><table><tr><th>Project</th><th>Program</th>"
-        f"{head}</tr>{rows}</table>"
+        f'<h2>Projects ({len(projects)})</h2><div class="scroll"><table><tr><th>Project</th>'
+        f"<th>Program</th>{head}</tr>{rows}</table></div>"
     )
 
 
@@ -185,8 +198,11 @@ def _velocity_charts(series: Sequence[Mapping[str, Any]]) -> str:
             f"Velocity per sprint - {s['project_key']}",
             _bar_chart(
                 [
-                    (sp.get("sprint_name") or "?", sp.get("committed_points"),
-                     sp.get("completed_points"))
+                    (
+                        sp.get("sprint_name") or "?",
+                        sp.get("committed_points"),
+                        sp.get("completed_points"),
+                    )
                     for sp in s["sprints"]
                 ],
                 label=f"committed and completed points per sprint of {s['project_key']}",
@@ -219,7 +235,11 @@ def _burnup_charts(series: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _section(title: str, charts: list[str], empty: str) -> str:
-    body = f'<div class="charts">{"".join(charts)}</div>' if charts else f'<p class="empty">{empty}</p>'
+    body = (
+        f'<div class="charts">{"".join(charts)}</div>'
+        if charts
+        else f'<p class="empty">{empty}</p>'
+    )
     return f"<h2>{_e(title)}</h2>{body}"
 
 
@@ -228,13 +248,15 @@ def _chart(
 ) -> str:
     keys = "".join(f'<span style="background:{c}"></span>{_e(n)}' for n, c in legend)
     sub = f' <small class="legend">{_e(subtitle)}</small>' if subtitle else ""
-    return f'<div class="chart"><h3>{_e(title)}{sub}</h3>{svg}<div class="legend">{keys}</div></div>'
+    return (
+        f'<div class="chart"><h3>{_e(title)}{sub}</h3>{svg}<div class="legend">{keys}</div></div>'
+    )
 
 
 # --- SVG charts ----------------------------------------------------------------------------
 
 W, H = 360, 200
-LEFT, RIGHT, TOP, BOTTOM = 40, 12, 10, 28
+LEFT, RIGHT, TOP, BOTTOM = 40, 16, 10, 28
 
 
 def _frame(label: str, body: list[str]) -> str:
@@ -287,9 +309,11 @@ def _x_dates(first: int, last: int) -> tuple[list[str], Any]:
     def x(day: int) -> float:
         return LEFT + (W - LEFT - RIGHT) * (day - first) / span
 
-    labels = sorted({first, first + span // 3, first + 2 * span // 3, last}) if span > 6 else [
-        first, last
-    ]
+    labels = (
+        sorted({first, first + span // 3, first + 2 * span // 3, last})
+        if span > 6
+        else [first, last]
+    )
     out = [
         f'<text x="{x(d):.1f}" y="{H - 8}" text-anchor="{anchor}">'
         f"{date.fromordinal(d).strftime('%b %d')}</text>"
@@ -314,7 +338,8 @@ def _line_chart(
         first -= 1
     ticks, x = _x_dates(first, last)
     path = " ".join(
-        f"{'M' if i == 0 else 'L'}{x(_days(d)):.1f},{_y(v, top):.1f}" for i, (d, v, _) in enumerate(data)
+        f"{'M' if i == 0 else 'L'}{x(_days(d)):.1f},{_y(v, top):.1f}"
+        for i, (d, v, _) in enumerate(data)
     )
     dots = "".join(
         f'<circle cx="{x(_days(d)):.1f}" cy="{_y(v, top):.1f}" r="3" '
@@ -328,9 +353,7 @@ def _line_chart(
     )
 
 
-def _bar_chart(
-    bars: Sequence[tuple[str, float | None, float | None]], *, label: str
-) -> str:
+def _bar_chart(bars: Sequence[tuple[str, float | None, float | None]], *, label: str) -> str:
     """Committed (light) and completed (solid) points side by side per sprint."""
     values = [float(v) for _, a, b in bars for v in (a, b) if v is not None]
     grid, top = _y_axis(max(values, default=0.0))
@@ -346,7 +369,7 @@ def _bar_chart(
             body.append(
                 f'<rect x="{x0 + j * bar:.1f}" y="{y:.1f}" width="{bar - 1:.1f}" '
                 f'height="{H - BOTTOM - y:.1f}" fill="{color}"><title>{_e(name)}: '
-                f'{"committed" if j == 0 else "completed"} {_short(float(value))}</title></rect>'
+                f"{'committed' if j == 0 else 'completed'} {_short(float(value))}</title></rect>"
             )
         body.append(
             f'<text x="{LEFT + i * slot + slot / 2:.1f}" y="{H - 8}" text-anchor="middle">'
@@ -364,15 +387,21 @@ def _burnup_chart(release: Mapping[str, Any], *, label: str) -> str:
     days = [_days(d) for d, _ in scope + done]
     end_candidates = [d for d in (release.get("due_date"), release.get("as_of_date")) if d]
     if release.get("state") == "released" and release.get("released_at"):
-        end_candidates = [release["released_at"], *(
-            [release["due_date"]] if release.get("due_date") else []
-        )]
+        end_candidates = [
+            release["released_at"],
+            *([release["due_date"]] if release.get("due_date") else []),
+        ]
     last = max(days + [_days(d) for d in end_candidates])
     first = min(days)
     if first == last:
         first -= 1
     grid, top = _y_axis(max(v for _, v in scope + done))
     ticks, x = _x_dates(first, last)
+    # Lines stop at the data's day (or the release day): what comes after is not known yet.
+    stop = release.get("as_of_date")
+    if release.get("state") == "released" and release.get("released_at"):
+        stop = release["released_at"]
+    end = min(last, max(_days(stop), max(days))) if stop else last
 
     def steps(series: list[tuple[str, float]], color: str, width: float) -> str:
         if not series:
@@ -381,9 +410,10 @@ def _burnup_chart(release: Mapping[str, Any], *, label: str) -> str:
         for d, v in series:
             day = _days(d)
             pts += [(day, pts[-1][1]), (day, v)]
-        pts.append((last, pts[-1][1]))
+        pts.append((end, pts[-1][1]))
         path = " ".join(
-            f"{'M' if i == 0 else 'L'}{x(day):.1f},{_y(v, top):.1f}" for i, (day, v) in enumerate(pts)
+            f"{'M' if i == 0 else 'L'}{x(day):.1f},{_y(v, top):.1f}"
+            for i, (day, v) in enumerate(pts)
         )
         return f'<path d="{path}" fill="none" stroke="{color}" stroke-width="{width}"/>'
 

@@ -17,6 +17,8 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     config_cmd,
     daemon,
     db,
+    demo,
+    report,
     simulate,
     sync,
 )

@@ -95,8 +95,7 @@ def grant_readonly_cmd(ctx: click.Context, role: str, password_env: str | None) 
     verb = "created" if result.created else "updated"
     click.echo(
         f"role {result.role} {verb}: SELECT on {len(result.views)} view(s) in schema "
-        f"{result.schema}, no access to tables"
-        + ("; password set" if result.password_set else "")
+        f"{result.schema}, no access to tables" + ("; password set" if result.password_set else "")
     )
     for view in result.views:
         click.echo(f"  {view}")

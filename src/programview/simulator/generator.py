@@ -815,13 +815,22 @@ class Organisation:
 
     # ---- config ----------------------------------------------------------------------
 
-    def config_toml(self, base_url: str, db_url: str, jira_deployment: str = "cloud") -> str:
+    def config_toml(
+        self,
+        base_url: str,
+        db_url: str,
+        jira_deployment: str = "cloud",
+        kinds: Iterable[str] | None = None,
+    ) -> str:
         """A ready programview config for this organisation served at ``base_url``.
 
         ``jira_deployment`` ``cloud`` uses ``/jira`` (Basic email:token), ``datacenter``
         uses ``/jira-dc`` (Bearer PAT). Secrets are ``${ENV}`` references; see
-        ``Credentials.env()`` for their values.
+        ``Credentials.env()`` for their values. ``kinds`` keeps only sources of those kinds
+        (the connectors installed), dropping project scopes on the others and projects left
+        with no scope.
         """
+        keep = set(kinds) if kinds is not None else {"jira", "github", "gitlab"}
         base = base_url.rstrip("/")
 
         def arr(values: Iterable[str]) -> str:
@@ -852,32 +861,41 @@ class Organisation:
                 f"{base}/jira-dc",
                 '{ token = "${PROGRAMVIEW_SIM_JIRA_DC_TOKEN}" }',
             )
-        out += [
-            "[[sources]]",
-            'name = "sim-jira"',
-            'kind = "jira"',
-            f'base_url = "{jira_url}"',
-            f"scopes = {arr(s.path for s in self.scopes_of('jira'))}",
-            f"credentials = {jira_creds}",
-            f'options = {{ deployment = "{jira_deployment}", story_points_field = "auto" }}',
-            "",
-            "[[sources]]",
-            'name = "sim-github"',
-            'kind = "github"',
-            f'base_url = "{base}/github"',
-            f"scopes = {arr(s.path for s in self.scopes_of('github'))}",
-            'credentials = { token = "${PROGRAMVIEW_SIM_GITHUB_TOKEN}" }',
-            f'options = {{ projects = ["{self.github_org}/{self.github_project_number}"] }}',
-            "",
-            "[[sources]]",
-            'name = "sim-gitlab"',
-            'kind = "gitlab"',
-            f'base_url = "{base}/gitlab"',
-            f"scopes = {arr(s.path for s in self.scopes_of('gitlab'))}",
-            'credentials = { token = "${PROGRAMVIEW_SIM_GITLAB_TOKEN}" }',
-            f'options = {{ group = "{self.gitlab_group}" }}',
-            "",
-        ]
+        sections = {
+            "jira": [
+                "[[sources]]",
+                'name = "sim-jira"',
+                'kind = "jira"',
+                f'base_url = "{jira_url}"',
+                f"scopes = {arr(s.path for s in self.scopes_of('jira'))}",
+                f"credentials = {jira_creds}",
+                f'options = {{ deployment = "{jira_deployment}", story_points_field = "auto" }}',
+                "",
+            ],
+            "github": [
+                "[[sources]]",
+                'name = "sim-github"',
+                'kind = "github"',
+                f'base_url = "{base}/github"',
+                f"scopes = {arr(s.path for s in self.scopes_of('github'))}",
+                'credentials = { token = "${PROGRAMVIEW_SIM_GITHUB_TOKEN}" }',
+                f'options = {{ projects = ["{self.github_org}/{self.github_project_number}"] }}',
+                "",
+            ],
+            "gitlab": [
+                "[[sources]]",
+                'name = "sim-gitlab"',
+                'kind = "gitlab"',
+                f'base_url = "{base}/gitlab"',
+                f"scopes = {arr(s.path for s in self.scopes_of('gitlab'))}",
+                'credentials = { token = "${PROGRAMVIEW_SIM_GITLAB_TOKEN}" }',
+                f'options = {{ group = "{self.gitlab_group}" }}',
+                "",
+            ],
+        }
+        for kind, lines in sections.items():
+            if kind in keep:
+                out += lines
         for prog in self.programs:
             out += [
                 "[[programs]]",
@@ -889,7 +907,13 @@ class Organisation:
                 "",
             ]
         for proj in self.projects:
-            scopes = [f"{src_of[self.scope(p).system]}:{p}" for p in proj.scope_paths]
+            scopes = [
+                f"{src_of[self.scope(p).system]}:{p}"
+                for p in proj.scope_paths
+                if self.scope(p).system in keep
+            ]
+            if not scopes:
+                continue
             out += [
                 "[[projects]]",
                 f'key = "{proj.key}"',

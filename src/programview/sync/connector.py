@@ -159,14 +159,14 @@ class Connector(ABC):
         """HTTP headers that authenticate to this source (built from secret credentials)."""
         return {}
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Run once before the streams: check credentials, discover settings (e.g. fields)."""
 
     @abstractmethod
     def streams(self) -> list[Stream]:
         """Streams in the order they should run for a scope (parents before children)."""
 
-    async def check_scope(self, scope: str) -> None:
+    async def check_scope(self, scope: str) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`programview.errors.NotFound` when ``scope`` does not exist."""
 
     async def live_ids(self, scope: str) -> LiveIds | None:

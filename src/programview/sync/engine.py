@@ -496,14 +496,14 @@ class _Run:
             )
             self.run_id = int(res.inserted_primary_key[0])
 
-    def _save_stream(self, key: tuple[str, str, str]) -> None:
+    def _stream_row(self, key: tuple[str, str, str]) -> dict[str, Any]:
         stats = self.streams[key]
-        db_row = {
+        return {
             "run_id": self.run_id,
             "source_name": key[0],
             "scope": key[1],
             "stream": key[2],
-            "started_at": stats.started_at or _now(),
+            "started_at": stats.started_at or stats.finished_at or _now(),
             "finished_at": stats.finished_at,
             "status": stats.status,
             "records": stats.records,
@@ -513,8 +513,10 @@ class _Run:
             "quarantined": stats.quarantined,
             "error": stats.error,
         }
+
+    def _save_stream(self, key: tuple[str, str, str]) -> None:
         with db.transaction(self.engine) as conn:
-            db.upsert(conn, "sync_run_streams", [db_row])
+            db.upsert(conn, "sync_run_streams", [self._stream_row(key)])
 
     def result(self, *, interrupted: str | None = None) -> RunResult:
         stats = list(self.streams.values())
@@ -543,14 +545,16 @@ class _Run:
     def finish(self, result: RunResult) -> None:
         """Close the run's rows. Synchronous on purpose: it also runs while being cancelled."""
         now = _now()
-        for key, stats in self.streams.items():
-            if stats.status in ("running", "pending"):
-                stats.status = "failed" if result.status == "failed" else "skipped"
-                stats.error = stats.error or "not finished: the run stopped"
-                stats.finished_at = now
-                self._save_stream(key)
+        for stats in self.streams.values():
+            if stats.status == "running":
+                stats.status, stats.error = "failed", stats.error or "interrupted"
+            elif stats.status == "pending":  # never started (run stopped, or scope failed)
+                stats.status, stats.error = "skipped", stats.error or "not run"
+            stats.finished_at = stats.finished_at or now
         message = "; ".join([*result.errors, *self.notes]) or None
         with db.transaction(self.engine) as conn:
+            # every stream's final row at once, including scopes that never got to run
+            db.upsert(conn, "sync_run_streams", [self._stream_row(k) for k in self.streams])
             tbl = db.table("sync_runs")
             conn.execute(
                 sa.update(tbl)

@@ -1,9 +1,25 @@
 """The transform: normalized tables -> sprint/release/project metrics, program health and
 dependency alerts (docs/metrics.md). Set-based SQL that runs the same on SQLite and
-PostgreSQL."""
+PostgreSQL.
+
+It reads only the normalized tables (never one source's raw fields), so every connector's
+data lands in the same figures. One run is one transaction: dashboards never see half a run,
+and a failed run changes nothing. Order matters and is fixed:
+
+1. ``sprint_metrics`` and ``release_metrics`` (current facts, fully recomputed);
+2. dependency alerts (open -> resolved lifecycle, ``alert_events`` outbox);
+3. ``project_metrics`` with project health, then ``program_health``: history, one row per
+   key and ``as_of_date`` (a rerun on the same day replaces that day's rows).
+
+``as_of`` is the clock of every window ("bugs created in the last 90 days" ends at as_of);
+it defaults to now (UTC). The simulator's organisation has its own "now", so tests and the
+demo pass it explicitly.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,10 +27,43 @@ if TYPE_CHECKING:
 
     from programview.config import Config
 
+__all__ = ["TransformResult", "normalize_as_of", "run_transform"]
 
-def run_transform(engine: Engine, config: Config) -> None:
-    """Recompute every metric from the warehouse tables. Called after each sync.
 
-    Placeholder until the transform lands; the sync CLI already calls it.
+@dataclass(frozen=True, slots=True)
+class TransformResult:
+    as_of: datetime
+    sprints: int
+    releases: int
+    projects: int
+    programs: int
+    alerts_open: int
+    alerts_opened: int
+    alerts_resolved: int
+    seconds: float
+
+
+def normalize_as_of(as_of: datetime | date | None) -> datetime:
+    """Naive UTC datetime: now if None, converted to UTC if aware, end of day for a date."""
+    if as_of is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is not None:
+            return as_of.astimezone(UTC).replace(tzinfo=None)
+        return as_of
+    return datetime.combine(as_of, time.max)
+
+
+def run_transform(
+    engine: Engine, config: Config, as_of: datetime | date | None = None
+) -> TransformResult:
+    """Recompute every metric, alert and health score from the warehouse tables.
+
+    Called after each sync and by ``programview transform``. ``as_of`` (default: now, UTC)
+    ends every window; a ``date`` means the end of that day.
     """
-    return None
+    # Imported here: programview.config imports this package (for its settings), and the
+    # transform's dependencies (SQLAlchemy, Alembic, numpy) should not slow every CLI start.
+    from programview.transform.run import run
+
+    return run(engine, config, normalize_as_of(as_of))

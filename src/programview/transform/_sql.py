@@ -131,10 +131,15 @@ def points_at(item: str, at: str) -> str:
     subquery (not COALESCE of two) because a change may set the estimate *to* NULL.
     """
     before = f"e.changed_at <= {at}"
+    # The ordering keys are computed in a derived table: SQLite cannot see outer columns
+    # in a subquery's ORDER BY.
     return (
-        f"(SELECT CASE WHEN {before} THEN e.to_points ELSE e.from_points END "
-        f"FROM estimate_changes e WHERE e.work_item_id = {item} "
-        f"ORDER BY CASE WHEN {before} THEN 0 ELSE 1 END, "
-        f"CASE WHEN {before} THEN e.changed_at END DESC, e.changed_at, e.change_id DESC "
+        f"(SELECT z.points FROM (SELECT "
+        f"CASE WHEN {before} THEN e.to_points ELSE e.from_points END AS points, "
+        f"CASE WHEN {before} THEN 0 ELSE 1 END AS after_flag, "
+        f"CASE WHEN {before} THEN e.changed_at END AS before_at, "
+        f"e.changed_at, e.change_id "
+        f"FROM estimate_changes e WHERE e.work_item_id = {item}) z "
+        f"ORDER BY z.after_flag, z.before_at DESC, z.changed_at, z.change_id DESC "
         f"LIMIT 1)"
     )

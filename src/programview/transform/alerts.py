@@ -169,9 +169,7 @@ def _label(item: ItemFacts) -> str:
     return f"{item.key} ({item.project_key})"
 
 
-def pair_alerts(
-    a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig
-) -> list[AlertDraft]:
+def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) -> list[AlertDraft]:
     """The rules that hold for "A is blocked by B" (A and B open, in different projects)."""
     today = as_of.date()
     out: list[AlertDraft] = []
@@ -241,9 +239,7 @@ def pair_alerts(
         days = (a.due_date - today).days
         when = f"in {days} days" if days >= 0 else f"{-days} days ago"
         severity = (
-            "high"
-            if days <= cfg.due_soon_high_days
-            else cfg.severity["blocked_item_due_soon"]
+            "high" if days <= cfg.due_soon_high_days else cfg.severity["blocked_item_due_soon"]
         )
         out.append(
             draft(

@@ -110,9 +110,7 @@ def parse_costs(
     return amounts, data_rows
 
 
-def import_costs(
-    engine: Engine, file: str | Path, projects: Collection[str]
-) -> CostsImported:
+def import_costs(engine: Engine, file: str | Path, projects: Collection[str]) -> CostsImported:
     """Read ``file`` (UTF-8, an Excel byte-order mark is fine), check every row against the
     configured ``projects``, and upsert the amounts into ``project_costs`` in one transaction.
     """

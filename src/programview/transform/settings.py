@@ -122,9 +122,7 @@ class HealthConfig(_Strict):
         known = {m for metrics in COMPONENTS.values() for m in metrics}
         for metric, points in value.items():
             if metric not in known:
-                raise ValueError(
-                    f"unknown metric {metric!r} (metrics: {', '.join(sorted(known))})"
-                )
+                raise ValueError(f"unknown metric {metric!r} (metrics: {', '.join(sorted(known))})")
             if len(points) < 2:
                 raise ValueError(f"{metric}: needs at least two [value, score] points")
             values = [p[0] for p in points]

@@ -180,6 +180,8 @@ def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]])
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=pk)
         values = list(by_key.values())
+        # executemany of one cached statement (a multi-row VALUES statement measured 3x
+        # slower: SQLAlchemy compiles it anew for every batch).
         for batch in _chunks(values, BATCH_ROWS):
             conn.execute(stmt, batch)
         sent += len(values)

@@ -70,7 +70,18 @@ def grant_readonly(engine: Engine, role: str, *, password: str | None = None) ->
         raise ReadonlyUnsupported(f"grant-readonly supports PostgreSQL, not {engine.dialect.name}")
     _check_name(role)
     check_connection(engine)
+    try:
+        return _converge(engine, role, password)
+    except sa.exc.DBAPIError as exc:
+        # The server's reason only: the statement text may hold the password verifier.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise WarehouseError(
+            f"cannot set up read-only role {role!r} in {redact_url(str(engine.url))}: {reason} "
+            "(the user programview connects as needs CREATEROLE and must own the v_* views)"
+        ) from None
 
+
+def _converge(engine: Engine, role: str, password: str | None) -> ReadonlyGrant:
     with engine.begin() as conn:
         me = conn.execute(sa.text("SELECT current_user")).scalar_one()
         if role == me:

@@ -1,0 +1,467 @@
+"""Project metrics (docs/metrics.md, "Project metrics"): one row per project and day.
+
+The heavy lifting is a handful of set-based queries, each one pass over a table grouped by
+project: one over ``work_items`` computes every count and point sum at once (CASE
+expressions per window), the others read the small derived tables (``sprint_metrics``,
+``release_metrics``), worklogs and imported costs, and the items done in the cycle-time
+window (whose percentiles are taken with numpy, identical on both databases). Combining them
+per project is plain Python over a few dozen numbers.
+
+Conventions shared by every metric:
+
+* project membership: ``work_items`` join ``project_scopes`` on (source, scope);
+* *delivered* = done (resolved at or before as_of), not closed as "not planned", not an epic
+  (epics are containers: their points, if any, duplicate their children's);
+* point sums count an unestimated item (NULL) as 0 and ``unestimated_items`` counts it;
+* windows are (as_of - N days, as_of];
+* a metric without the data it needs is NULL and ``notes`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo:
+    key: str
+    program_key: str | None
+    budget: float | None
+    start: date | None
+    end: date | None
+    hourly_rate: float | None
+
+
+def _projects(ctx: Ctx) -> list[ProjectInfo]:
+    rows = fetch(
+        ctx.conn,
+        "SELECT key, program_key, budget, start_date, end_date, hourly_rate FROM projects "
+        "ORDER BY key",
+        columns={"start_date": sa.Date(), "end_date": sa.Date()},
+    )
+    return [ProjectInfo(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+def _velocity_windows(ctx: Ctx) -> list[tuple[datetime, datetime]]:
+    """(start, end] of the fallback velocity windows, newest first."""
+    m = ctx.config.metrics
+    width = timedelta(days=m.velocity_window_days)
+    count = max(1, (m.throughput_weeks * 7) // m.velocity_window_days)
+    return [(ctx.as_of - (k + 1) * width, ctx.as_of - k * width) for k in range(count)]
+
+
+def _item_aggregates(ctx: Ctx) -> dict[str, Any]:
+    """Every per-project count and point sum over work_items, in one pass."""
+    m = ctx.config.metrics
+    days = timedelta(days=1)
+    params: dict[str, Any] = {
+        "as_of": ctx.as_of,
+        "t_thru": ctx.as_of - 7 * m.throughput_weeks * days,
+        "t_defect": ctx.as_of - m.defect_window_days * days,
+        "t_scope": ctx.as_of - m.scope_change_days * days,
+        "t_trend": ctx.as_of - m.bug_trend_days * days,
+    }
+    windows = []
+    for k, (start, end) in enumerate(_velocity_windows(ctx)):
+        params[f"vw{k}_start"], params[f"vw{k}_end"] = start, end
+        windows.append(
+            f"COALESCE(SUM(CASE WHEN delivered = 1 AND resolved_at > :vw{k}_start "
+            f"AND resolved_at <= :vw{k}_end THEN story_points END), 0) AS vw{k}"
+        )
+    open_at = (
+        "(created_at IS NULL OR created_at <= {t}) AND NOT (status_category = 'done' "
+        "AND (resolved_at IS NULL OR resolved_at <= {t}))"
+    )
+    base_points = (
+        f"CASE WHEN has_changes = 0 THEN story_points ELSE {points_at('w.id', ':t_scope')} END"
+    )
+    sql = f"""
+WITH {SCOPE_PROJECT_CTE},
+w AS (
+  SELECT sp.project_key, wi.id, wi.type_category, wi.status_category, wi.story_points,
+         wi.created_at, wi.resolved_at,
+         CASE WHEN ch.work_item_id IS NULL THEN 0 ELSE 1 END AS has_changes,
+         CASE WHEN wi.type_category <> 'epic' THEN 1 ELSE 0 END AS countable,
+         CASE WHEN wi.status_category = 'done'
+                   AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
+              THEN 1 ELSE 0 END AS is_done,
+         CASE WHEN wi.status_category = 'done' AND NOT wi.not_delivered
+                   AND wi.type_category <> 'epic'
+                   AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
+              THEN 1 ELSE 0 END AS delivered,
+         CASE WHEN wi.not_delivered THEN 1 ELSE 0 END AS dropped
+  FROM work_items wi
+  JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+  LEFT JOIN (SELECT DISTINCT work_item_id FROM estimate_changes) ch
+         ON ch.work_item_id = wi.id
+  WHERE NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
+)
+SELECT project_key,
+  COUNT(*) AS item_count,
+  SUM(countable) AS countable_items,
+  SUM(CASE WHEN countable = 1 AND story_points IS NULL THEN 1 ELSE 0 END) AS unestimated_items,
+  COALESCE(SUM(CASE WHEN countable = 1 AND dropped = 0 THEN story_points END), 0)
+    AS total_points,
+  COALESCE(SUM(CASE WHEN delivered = 1 THEN story_points END), 0) AS done_points,
+  SUM(CASE WHEN delivered = 1 AND resolved_at > :t_thru THEN 1 ELSE 0 END) AS throughput_items,
+  COALESCE(SUM(CASE WHEN delivered = 1 AND resolved_at > :t_defect THEN story_points END), 0)
+    AS delivered_points,
+  SUM(CASE WHEN type_category = 'bug' AND created_at > :t_defect THEN 1 ELSE 0 END)
+    AS bugs_created,
+  SUM(CASE WHEN type_category = 'bug' AND is_done = 0 THEN 1 ELSE 0 END) AS open_bugs,
+  SUM(CASE WHEN type_category = 'bug' AND {open_at.format(t=":t_trend")} THEN 1 ELSE 0 END)
+    AS open_bugs_then,
+  COALESCE(SUM(CASE WHEN countable = 1 AND created_at > :t_scope THEN story_points END), 0)
+    AS scope_added_points,
+  COALESCE(SUM(CASE WHEN countable = 1 AND {open_at.format(t=":t_scope")}
+                    THEN {base_points} END), 0) AS scope_base_points,
+  {", ".join(windows)}
+FROM w GROUP BY project_key
+"""
+    return {r.project_key: r for r in fetch(ctx.conn, sql, params)}
+
+
+def _upward_reestimates(ctx: Ctx) -> dict[str, float]:
+    """Points added by raising estimates in the scope window, of items open at its start."""
+    t0 = ctx.as_of - timedelta(days=ctx.config.metrics.scope_change_days)
+    rows = fetch(
+        ctx.conn,
+        f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT sp.project_key, SUM(e.to_points - COALESCE(e.from_points, 0)) AS points
+FROM estimate_changes e
+JOIN work_items wi ON wi.id = e.work_item_id
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE e.changed_at > :t0 AND e.changed_at <= :as_of
+  AND e.to_points > COALESCE(e.from_points, 0)
+  AND NOT wi.is_deleted AND wi.type_category <> 'epic'
+  AND (wi.created_at IS NULL OR wi.created_at <= :t0)
+  AND NOT (wi.status_category = 'done' AND (wi.resolved_at IS NULL OR wi.resolved_at <= :t0))
+GROUP BY sp.project_key
+""",
+        {"t0": t0, "as_of": ctx.as_of},
+    )
+    return {r[0]: float(r[1] or 0) for r in rows}
+
+
+def _cycle_times(ctx: Ctx) -> dict[str, list[float]]:
+    """Days from first in-progress to done, per project, for items delivered in the window."""
+    sql = ctx.sql
+    rows = fetch(
+        ctx.conn,
+        f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT sp.project_key, {sql.days_between("wi.resolved_at", "wi.started_at")} AS days
+FROM work_items wi
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of
+  AND wi.status_category = 'done' AND NOT wi.not_delivered AND NOT wi.is_deleted
+  AND wi.type_category <> 'epic'
+  AND wi.started_at IS NOT NULL AND wi.started_at <= wi.resolved_at
+""",
+        {
+            "t0": ctx.as_of - timedelta(days=ctx.config.metrics.cycle_time_days),
+            "as_of": ctx.as_of,
+        },
+    )
+    out: dict[str, list[float]] = defaultdict(list)
+    for project, days in rows:
+        out[project].append(float(days))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SprintFigures:
+    committed: float
+    completed: float
+    length_days: float | None
+
+
+def _closed_sprints(ctx: Ctx) -> dict[str, list[SprintFigures]]:
+    """The last ``velocity_sprints`` closed sprints of each project, newest first."""
+    rows = fetch(
+        ctx.conn,
+        f"""
+SELECT m.project_key, m.committed_points, m.completed_points,
+       {ctx.sql.days_between("s.end_at", "s.start_at")} AS length_days
+FROM sprint_metrics m JOIN sprints s ON s.id = m.sprint_id
+WHERE s.state = 'closed' AND m.project_key IS NOT NULL AND m.close_at <= :as_of
+ORDER BY m.project_key, m.close_at DESC, m.sprint_id DESC
+""",
+        {"as_of": ctx.as_of},
+    )
+    out: dict[str, list[SprintFigures]] = defaultdict(list)
+    limit = ctx.config.metrics.velocity_sprints
+    for project, committed, completed, length in rows:
+        if len(out[project]) < limit:
+            out[project].append(SprintFigures(float(committed), float(completed), _float(length)))
+    return out
+
+
+def _on_time(ctx: Ctx) -> dict[str, tuple[int, int]]:
+    """(on time, judged) releases per project: due or released in the window, with a verdict."""
+    days = ctx.config.metrics.on_time_window_days
+    rows = fetch(
+        ctx.conn,
+        """
+SELECT project_key, SUM(CASE WHEN on_time THEN 1 ELSE 0 END) AS on_time, COUNT(*) AS judged
+FROM release_metrics
+WHERE project_key IS NOT NULL AND on_time IS NOT NULL
+  AND ((planned_date > :d0 AND planned_date <= :d1)
+       OR (released_at > :t0 AND released_at <= :as_of))
+GROUP BY project_key
+""",
+        {
+            "d0": ctx.as_of_date - timedelta(days=days),
+            "d1": ctx.as_of_date,
+            "t0": ctx.as_of - timedelta(days=days),
+            "as_of": ctx.as_of,
+        },
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+def _actuals(ctx: Ctx) -> tuple[dict[str, float], dict[str, float]]:
+    """Imported costs (projects with any import) and logged hours (projects with any
+    worklog), each summed up to as_of. Worklogs of deleted items count: the money is spent."""
+    costs = fetch(
+        ctx.conn,
+        "SELECT project_key, COALESCE(SUM(CASE WHEN date <= :d THEN amount END), 0) "
+        "FROM project_costs GROUP BY project_key",
+        {"d": ctx.as_of_date},
+    )
+    hours = fetch(
+        ctx.conn,
+        f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT sp.project_key, COALESCE(SUM(CASE WHEN wl.started_at <= :as_of THEN wl.hours END), 0)
+FROM worklogs wl
+JOIN work_items wi ON wi.id = wl.work_item_id
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+GROUP BY sp.project_key
+""",
+        {"as_of": ctx.as_of},
+    )
+    return {r[0]: float(r[1]) for r in costs}, {r[0]: float(r[1]) for r in hours}
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def percentile(values: list[float], q: float) -> float:
+    """numpy's default (linear interpolation) percentile."""
+    import numpy  # deferred: only the transform needs it, not every CLI start
+
+    return float(numpy.percentile(values, q))
+
+
+@dataclass(slots=True)
+class ProjectResult:
+    """One project's metric values (``project_metrics`` columns) and why some are NULL."""
+
+    info: ProjectInfo
+    values: dict[str, Any]
+    reasons: dict[str, str]
+
+
+def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[ProjectResult]:
+    m = ctx.config.metrics
+    agg = _item_aggregates(ctx)
+    upward = _upward_reestimates(ctx)
+    cycles = _cycle_times(ctx)
+    sprints = _closed_sprints(ctx)
+    on_time = _on_time(ctx)
+    costs, hours = _actuals(ctx)
+    n_windows = len(_velocity_windows(ctx))
+
+    results: list[ProjectResult] = []
+    for info in _projects(ctx):
+        v: dict[str, Any] = {}
+        why: dict[str, str] = {}
+        a = agg.get(info.key)
+        has_items = a is not None
+        v["item_count"] = int(a.item_count) if a else 0
+        if not has_items:
+            for name in (
+                "velocity_points",
+                "throughput_per_week",
+                "defect_density",
+                "scope_change_pct",
+                "say_do_ratio",
+                "velocity_cv",
+                "earned_value",
+                "forecast_slip_days",
+                "open_bug_trend_pct",
+                "cycle_time",
+            ):
+                why[name] = "no work items synced for this project"
+
+        # velocity, stability, say/do
+        closed = sprints.get(info.key, [])
+        cadence = 14.0
+        if closed:
+            completed = [s.completed for s in closed]
+            v["velocity_sprints"] = len(closed)
+            v["velocity_points"] = statistics.fmean(completed)
+            committed = sum(s.committed for s in closed)
+            v["say_do_ratio"] = _div(sum(completed), committed)
+            if v["say_do_ratio"] is None:
+                why["say_do_ratio"] = "no points committed in the last closed sprints"
+            lengths = [s.length_days for s in closed if s.length_days]
+            cadence = statistics.fmean(lengths) if lengths else cadence
+            series = completed
+        elif has_items:
+            series = [float(getattr(a, f"vw{k}")) for k in range(n_windows)]
+            v["velocity_sprints"] = 0
+            v["velocity_points"] = statistics.fmean(series)
+            cadence = float(m.velocity_window_days)
+            why["say_do_ratio"] = "no closed sprints (nothing was committed)"
+        else:
+            series = []
+        if len(series) >= 2 and statistics.fmean(series) > 0:
+            v["velocity_cv"] = statistics.pstdev(series) / statistics.fmean(series)
+        elif has_items:
+            why["velocity_cv"] = (
+                "fewer than 2 closed sprints"
+                if closed and len(series) < 2
+                else "no points delivered"
+            )
+
+        if a is not None:
+            v["throughput_per_week"] = int(a.throughput_items) / m.throughput_weeks
+            v["bugs_created"] = int(a.bugs_created)
+            v["delivered_points"] = float(a.delivered_points)
+            v["defect_density"] = _div(100.0 * int(a.bugs_created), float(a.delivered_points))
+            if v["defect_density"] is None:
+                why["defect_density"] = (
+                    f"no points delivered in the last {m.defect_window_days} days"
+                )
+            v["open_bugs"] = int(a.open_bugs)
+            then = int(a.open_bugs_then)
+            v["open_bug_trend_pct"] = 100.0 * (int(a.open_bugs) - then) / max(then, 1)
+            v["total_points"] = float(a.total_points)
+            v["done_points"] = float(a.done_points)
+            v["remaining_points"] = float(a.total_points) - float(a.done_points)
+            v["unestimated_items"] = int(a.unestimated_items)
+            countable = int(a.countable_items)
+            v["estimate_coverage_pct"] = (
+                100.0 * (countable - int(a.unestimated_items)) / countable if countable else None
+            )
+            base = float(a.scope_base_points)
+            added = float(a.scope_added_points) + upward.get(info.key, 0.0)
+            v["scope_change_pct"] = _div(100.0 * added, base)
+            if v["scope_change_pct"] is None:
+                why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"
+
+        durations = cycles.get(info.key)
+        if durations:
+            v["cycle_time_p50_days"] = percentile(durations, 50)
+            v["cycle_time_p85_days"] = percentile(durations, 85)
+            v["cycle_time_items"] = len(durations)
+        elif has_items:
+            why["cycle_time"] = (
+                f"no item with a start time delivered in the last {m.cycle_time_days} days"
+            )
+
+        judged = on_time.get(info.key)
+        if judged:
+            v["on_time_delivery_rate"] = judged[0] / judged[1]
+            v["releases_judged"] = judged[1]
+        else:
+            v["releases_judged"] = 0
+            why["on_time_delivery_rate"] = (
+                f"no release due or released in the last {m.on_time_window_days} days"
+            )
+
+        _budget(ctx, info, v, why, costs, hours)
+        _forecast(ctx, info, v, why, cadence)
+        v["open_blockers"] = open_blockers.get(info.key, 0)
+        results.append(ProjectResult(info, v, why))
+    return results
+
+
+def _budget(
+    ctx: Ctx,
+    info: ProjectInfo,
+    v: dict[str, Any],
+    why: dict[str, str],
+    costs: dict[str, float],
+    hours: dict[str, float],
+) -> None:
+    """Earned value management: PV, AC, EV, CV, CPI, SPI (docs/metrics.md, "Budget")."""
+    if info.budget is None or info.start is None or info.end is None:
+        missing = [
+            n
+            for n, x in (("budget", info.budget), ("start", info.start), ("end", info.end))
+            if x is None
+        ]
+        why["planned_value"] = f"no {'/'.join(missing)} configured for the project"
+    else:
+        total_days = (info.end - info.start).days
+        elapsed = (ctx.as_of_date - info.start).days
+        share = (1.0 if elapsed >= 0 else 0.0) if total_days <= 0 else elapsed / total_days
+        v["planned_value"] = info.budget * min(1.0, max(0.0, share))
+
+    if info.key in costs:
+        v["actual_cost"], v["actual_cost_source"] = costs[info.key], "costs"
+    elif info.key in hours and info.hourly_rate is not None:
+        v["actual_cost"] = hours[info.key] * info.hourly_rate
+        v["actual_cost_source"] = "worklogs"
+    elif info.key in hours:
+        why["actual_cost"] = "worklogs but no hourly_rate configured, and no imported costs"
+    else:
+        why["actual_cost"] = "no worklogs and no imported costs"
+
+    total = v.get("total_points")
+    if info.budget is None:
+        why["earned_value"] = "no budget configured for the project"
+    elif not total:
+        why.setdefault("earned_value", "no estimated points in the project")
+    else:
+        v["earned_value"] = info.budget * v["done_points"] / total
+
+    ev, ac, pv = v.get("earned_value"), v.get("actual_cost"), v.get("planned_value")
+    if ev is not None and ac is not None:
+        v["budget_variance"] = ev - ac
+    v["cpi"] = _div(ev, ac)
+    v["spi"] = _div(ev, pv)
+    if v["cpi"] is None:
+        why["cpi"] = why.get("earned_value") or why.get("actual_cost") or "actual cost is 0"
+    if v["spi"] is None:
+        why["spi"] = why.get("earned_value") or why.get("planned_value") or "planned value is 0"
+
+
+def _forecast(
+    ctx: Ctx, info: ProjectInfo, v: dict[str, Any], why: dict[str, str], cadence: float
+) -> None:
+    """Finish date at the current velocity, against the project's end date."""
+    remaining, velocity = v.get("remaining_points"), v.get("velocity_points")
+    if remaining is None or velocity is None:
+        why.setdefault("forecast_slip_days", "no work items synced for this project")
+        return
+    if remaining <= 0:
+        v["forecast_finish_date"] = ctx.as_of_date
+    elif velocity <= 0:
+        why["forecast_slip_days"] = "velocity is 0, so no finish date can be forecast"
+        return
+    else:
+        days = math.ceil(remaining / (velocity / cadence))
+        v["forecast_finish_date"] = ctx.as_of_date + timedelta(days=days)
+    if info.end is None:
+        why["forecast_slip_days"] = "no end date configured for the project"
+    else:
+        v["forecast_slip_days"] = (v["forecast_finish_date"] - info.end).days

@@ -1,0 +1,157 @@
+"""Running the transform: the steps of ``run_transform`` in order, in one transaction, and
+writing the day's history rows (see the package docstring)."""
+
+from __future__ import annotations
+
+import time as _time
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from programview.transform import TransformResult
+from programview.transform._sql import Ctx, Sql, fetch
+from programview.transform.alerts import AlertDraft, refresh_alerts
+from programview.transform.health import Health, score_program, score_project
+from programview.transform.projects import ProjectResult, compute_project_metrics
+from programview.transform.releases import refresh_release_metrics
+from programview.transform.sprints import refresh_sprint_metrics
+from programview.warehouse.db import table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from programview.config import Config
+
+#: PostgreSQL advisory lock id: two daemons sharing a warehouse never transform at once
+#: (their alert lifecycles would race). ASCII "pvtransf".
+_LOCK_ID = 0x7076_7472_616E_7366
+
+
+def run(engine: Engine, config: Config, clock: datetime) -> TransformResult:
+    """One transform run at ``clock`` (naive UTC), in one transaction."""
+    started = _time.perf_counter()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        ctx = Ctx(conn=conn, config=config, as_of=clock, sql=Sql(conn.dialect.name))
+        n_sprints = refresh_sprint_metrics(ctx)
+        n_releases = refresh_release_metrics(ctx)
+        alerts = refresh_alerts(ctx)
+        projects = compute_project_metrics(ctx, alerts.open_blockers)
+        healths = _project_health(ctx, projects, alerts.open)
+        _write_projects(ctx, projects, healths)
+        n_programs = _write_programs(ctx, projects, healths, alerts.open)
+    return TransformResult(
+        as_of=clock,
+        sprints=n_sprints,
+        releases=n_releases,
+        projects=len(projects),
+        programs=n_programs,
+        alerts_open=len(alerts.open),
+        alerts_opened=alerts.opened,
+        alerts_resolved=alerts.resolved,
+        seconds=_time.perf_counter() - started,
+    )
+
+
+def _project_health(
+    ctx: Ctx, projects: list[ProjectResult], open_alerts: list[AlertDraft]
+) -> dict[str, Health]:
+    weights = ctx.config.health.severity_weights
+    alert_weight: dict[str, float] = {}
+    for alert in open_alerts:
+        for key in alert.project_keys:
+            alert_weight[key] = alert_weight.get(key, 0.0) + weights[alert.severity]
+    out: dict[str, Health] = {}
+    for p in projects:
+        v, why = p.values, dict(p.reasons)
+        values = {
+            "spi": v.get("spi"),
+            "on_time_delivery_rate": v.get("on_time_delivery_rate"),
+            "forecast_slip_days": v.get("forecast_slip_days"),
+            "velocity_cv": v.get("velocity_cv"),
+            "say_do_ratio": v.get("say_do_ratio"),
+            "defect_density": v.get("defect_density"),
+            "open_bug_trend_pct": v.get("open_bug_trend_pct"),
+            "cpi": v.get("cpi"),
+            # Alerts were evaluated over the project's items: none open is a real 100.
+            "alert_weight": alert_weight.get(p.info.key, 0.0) if v["item_count"] else None,
+        }
+        if not v["item_count"]:
+            why["alert_weight"] = "no work items synced for this project"
+        out[p.info.key] = score_project(values, why, ctx.config.health)
+    return out
+
+
+def _write_projects(ctx: Ctx, projects: list[ProjectResult], healths: dict[str, Health]) -> None:
+    tbl = table("project_metrics")
+    rows: list[dict[str, Any]] = []
+    for p in projects:
+        h = healths[p.info.key]
+        row: dict[str, Any] = dict.fromkeys(tbl.columns.keys())
+        row.update({k: val for k, val in p.values.items() if k in row})
+        row.update(
+            project_key=p.info.key,
+            program_key=p.info.program_key,
+            as_of_date=ctx.as_of_date,
+            as_of=ctx.as_of,
+            health_score=h.score,
+            health_status=h.status,
+            explanation=h.explanation,
+            notes="; ".join(f"{k}: {why}" for k, why in sorted(p.reasons.items())) or None,
+            **{f"{name}_score": c.score for name, c in h.components.items()},
+        )
+        rows.append(row)
+    _replace_day(ctx.conn, "project_metrics", ctx.as_of_date, rows)
+
+
+def _write_programs(
+    ctx: Ctx,
+    projects: list[ProjectResult],
+    healths: dict[str, Health],
+    open_alerts: list[AlertDraft],
+) -> int:
+    by_program: dict[str, list[ProjectResult]] = {}
+    for p in projects:
+        if p.info.program_key:
+            by_program.setdefault(p.info.program_key, []).append(p)
+    alerts_per_program: dict[str | None, int] = {}
+    for alert in open_alerts:
+        alerts_per_program[alert.program_key] = alerts_per_program.get(alert.program_key, 0) + 1
+
+    def total(members: list[ProjectResult], name: str) -> float | None:
+        values = [p.values[name] for p in members if p.values.get(name) is not None]
+        return sum(values) if values else None
+
+    rows: list[dict[str, Any]] = []
+    for (key,) in fetch(ctx.conn, "SELECT key FROM programs ORDER BY key"):
+        members = by_program.get(key, [])
+        h = score_program({p.info.key: healths[p.info.key] for p in members}, ctx.config.health)
+        rows.append(
+            {
+                "program_key": key,
+                "as_of_date": ctx.as_of_date,
+                "as_of": ctx.as_of,
+                "project_count": len(members),
+                "health_score": h.score,
+                "health_status": h.status,
+                "explanation": h.explanation,
+                "planned_value": total(members, "planned_value"),
+                "earned_value": total(members, "earned_value"),
+                "actual_cost": total(members, "actual_cost"),
+                "open_alerts": alerts_per_program.get(key, 0),
+                **{f"{n}_score": c.score for n, c in h.components.items()},
+                **{f"{n}_explanation": c.sentence for n, c in h.components.items()},
+            }
+        )
+    _replace_day(ctx.conn, "program_health", ctx.as_of_date, rows)
+    return len(rows)
+
+
+def _replace_day(conn: Connection, name: str, day: date, rows: list[dict[str, Any]]) -> None:
+    """History keeps one row per key and day: the day's latest run replaces its rows."""
+    tbl = table(name)
+    conn.execute(tbl.delete().where(tbl.c.as_of_date == day))
+    if rows:
+        conn.execute(tbl.insert(), rows)
