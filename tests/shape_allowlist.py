@@ -24,15 +24,53 @@ the key is ``"<kind>:<path glob>"`` or just ``"<path glob>"`` (any kind), where 
 the glob matches any characters (dots and ``[]`` included) and nothing else is special;
 the value is the reason, which must not be empty. An allow entry that matches nothing
 fails too (pass ``allow_unused=True`` to permit that), so the list cannot go stale.
+
+Loading the samples: ``example("jira", "issue.json")`` and ``devlake_rows("jira",
+"_raw_jira_api_issues")`` read ``/work/shared/fixtures`` (or ``PROGRAMVIEW_FIXTURES``);
+``merge_samples(rows)`` folds many rows into one representative.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
+
 KINDS = ("missing", "extra", "type")
+#: The shared fixtures (``PROGRAMVIEW_FIXTURES`` overrides, as in test_jira_mapping.py).
+FIXTURES = Path(
+    os.environ.get("PROGRAMVIEW_FIXTURES", Path(__file__).resolve().parents[2] / "shared/fixtures")
+)
+
+
+def _need(path: Path) -> Path:
+    """Skip locally (fail under CI) when the shared fixtures are not there."""
+    if not path.exists():
+        message = f"fixture not found: {path} (set PROGRAMVIEW_FIXTURES)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def example(system: str, name: str) -> Any:
+    """An official example: ``api-examples/<system>/<name>`` parsed as JSON."""
+    return json.loads(_need(FIXTURES / "api-examples" / system / name).read_text("utf-8"))
+
+
+def devlake_rows(system: str, table: str) -> list[Any]:
+    """The JSON ``data`` of every row of a DevLake raw table, e.g.
+    ``devlake_rows("jira", "_raw_jira_api_issues")`` (one API element per row)."""
+    path = _need(FIXTURES / "devlake" / system / "raw_tables" / f"{table}.csv")
+    text = path.read_text("utf-8").lstrip("\n")  # some files start with an empty line
+    return [json.loads(row["data"]) for row in csv.DictReader(io.StringIO(text))]
 
 
 class Difference(NamedTuple):

@@ -9,7 +9,7 @@ import textwrap
 from datetime import UTC, datetime
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pytest
 from pydantic import Field
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class FakeOptions(ConnectorOptions):
     story_points_field: str | None = None
     page_size: int = Field(100, ge=1)
+    type_map: dict[str, Literal["story", "bug"]] = Field(default_factory=dict)
 
 
 class FakeConnector(Connector):
@@ -139,6 +140,11 @@ def test_unknown_top_level_key() -> None:
     assert message == "syncs (line 4): unknown key 'syncs' (did you mean 'sync'?)"
 
 
+def test_path_is_not_a_key_of_the_file() -> None:
+    """``Config.path`` records where the file came from; the file cannot set it."""
+    assert only('path = "elsewhere.toml"\n') == "path (line 1): unknown key 'path'"
+
+
 def test_unknown_key_lists_allowed_keys_when_nothing_is_close(kinds: None) -> None:
     message = only(SOURCE + 'colour = "red"\n')
     assert message == (
@@ -165,6 +171,30 @@ def test_wrong_type_of_an_option(kinds: None) -> None:
     text = SOURCE + '[sources.options]\npage_size = "many"\n'
     assert only(text) == (
         "sources[0].options.page_size (line 8): wrong type: expected an integer, got string 'many'"
+    )
+
+
+def test_options_are_checked_even_when_another_section_is_wrong(kinds: None) -> None:
+    text = SOURCE + '[sources.options]\npage_size = 0\n\n[sync]\nconcurrency = "x"\n'
+    assert problems(text) == [
+        "sources[0].options.page_size (line 8): input should be greater than or equal to 1",
+        "sync.concurrency (line 11): wrong type: expected an integer, got string 'x'",
+    ]
+
+
+def test_keys_that_need_quotes_are_quoted_in_messages(kinds: None) -> None:
+    text = SOURCE + '[sources.options]\ntype_map = { "Change Request" = "feature" }\n'
+    assert only(text) == (
+        'sources[0].options.type_map."Change Request" (line 8): input should be '
+        "'story' or 'bug', got 'feature'"
+    )
+
+
+def test_choice_errors_show_what_was_given() -> None:
+    text = '[alerts.severity]\nblocker_stalled = "urgent"\n'
+    assert only(text) == (
+        "alerts.severity.blocker_stalled (line 2): input should be 'low', 'medium', 'high' "
+        "or 'critical', got 'urgent'"
     )
 
 

@@ -29,7 +29,7 @@ import programview.transform
 from programview.config import Config, parse_config
 from programview.daemon import build_scheduler, run_cycle, run_daemon
 from programview.errors import DatabaseUnavailable, SchemaOutdated
-from programview.logging_setup import config_secrets, setup_logging
+from programview.logging_setup import CHATTY, config_secrets, setup_logging
 from programview.warehouse import db
 
 
@@ -73,11 +73,16 @@ def transforms(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_handlers() -> Iterator[None]:
+def _restore_logging() -> Iterator[None]:
+    """setup_logging() configures the process (handler, levels): undo it for other tests."""
+    names = ["", "programview", *CHATTY]
+    levels = {name: logging.getLogger(name).level for name in names}
     yield
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_programview", False)]:
         root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def daemon_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -145,7 +150,7 @@ def test_a_run_that_raises_is_logged_and_does_not_stop_the_daemon(
     assert transforms == []  # the warehouse is unusable: nothing to transform
     [line] = daemon_lines(caplog)
     assert line.levelno == logging.ERROR
-    assert line.getMessage().endswith("; cannot connect to the warehouse db: refused")
+    assert line.getMessage().endswith("; sync: cannot connect to the warehouse db: refused")
 
 
 def test_an_unexpected_error_keeps_its_traceback(
@@ -155,9 +160,26 @@ def test_an_unexpected_error_keeps_its_traceback(
     result = run_cycle(config, sync_fn=FakeSync(error=KeyError("fields")))
 
     assert result.status == "failed"
-    assert result.error == "unexpected KeyError: 'fields'"
+    assert result.error == "sync: unexpected KeyError: 'fields'"
     tracebacks = [r for r in daemon_lines(caplog) if r.exc_info]
     assert len(tracebacks) == 1 and tracebacks[0].exc_info[0] is KeyError  # type: ignore[index]
+
+
+def test_a_failing_transform_fails_the_run_and_says_so(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="programview")
+
+    def broken(engine: Any, config: Config) -> None:
+        raise SchemaOutdated("the warehouse is at revision 0001, this programview needs 0002")
+
+    monkeypatch.setattr(programview.transform, "run_transform", broken)
+    result = run_cycle(config, sync_fn=FakeSync("ok", records=5))
+
+    assert (result.status, result.records) == ("failed", 5)
+    assert result.error == (
+        "transform: the warehouse is at revision 0001, this programview needs 0002"
+    )
 
 
 def test_scheduler_holds_one_non_overlapping_job_on_the_configured_schedule(

@@ -21,8 +21,14 @@ def build(engine) -> Scenario:  # type: ignore[no-untyped-def]
     s.sprint("PAY-S", scope="PAY", state="active", start="2024-03-04", end="2024-03-18")
     s.sprint("WEB-S", scope="WEB", state="future", start="2024-03-18", end="2024-04-01")
 
-    def pair(n: int, *, a: dict, b: dict, a_sprint: str | None = None,  # type: ignore[type-arg]
-             b_sprint: str | None = None) -> None:
+    def pair(
+        n: int,
+        *,
+        a: dict,
+        b: dict,
+        a_sprint: str | None = None,  # type: ignore[type-arg]
+        b_sprint: str | None = None,
+    ) -> None:
         a_id = s.item(f"PAY-{n}", updated=RECENT, **a)
         b_id = s.item(f"WEB-{n}", updated=RECENT, **b)
         if a_sprint:
@@ -184,8 +190,15 @@ def test_disabled_rules_and_configured_severities(engine) -> None:  # type: igno
 
 @pytest.mark.parametrize(
     ("slip", "severity"),
-    [(1, "low"), (3, "low"), (4, "medium"), (14, "medium"), (15, "high"), (30, "high"),
-     (31, "critical")],
+    [
+        (1, "low"),
+        (3, "low"),
+        (4, "medium"),
+        (14, "medium"),
+        (15, "high"),
+        (30, "high"),
+        (31, "critical"),
+    ],
 )
 def test_slip_severity_bands(slip: int, severity: str) -> None:
     assert SlipSeverity().of(slip) == severity

@@ -49,9 +49,14 @@ def test_missing_component_is_dropped_and_weights_renormalised() -> None:
 
 
 def test_explanation_names_value_threshold_and_weight() -> None:
-    h = score_project(VALUES, {"cpi": "no worklogs and no imported costs",
-                               "forecast_slip_days": "no end date configured for the project"},
-                      HealthConfig())
+    h = score_project(
+        VALUES,
+        {
+            "cpi": "no worklogs and no imported costs",
+            "forecast_slip_days": "no end date configured for the project",
+        },
+        HealthConfig(),
+    )
     lines = h.explanation.splitlines()
     assert lines[0] == (
         "Schedule 60.42/100 (weight 0.3): SPI 0.9 scores 62.5 (between 0.85→50 and 0.95→75); "
@@ -75,8 +80,15 @@ def test_no_data_at_all_is_null_not_100() -> None:
 def test_status_bands_are_configurable() -> None:
     cfg = HealthConfig(green=60, amber=40)
     assert score_project(VALUES, {}, cfg).status == "green"
-    low = {**VALUES, "spi": 0.5, "on_time_delivery_rate": 0.2, "say_do_ratio": 0.3,
-           "velocity_cv": 0.9, "defect_density": 80.0, "alert_weight": 20.0}
+    low = {
+        **VALUES,
+        "spi": 0.5,
+        "on_time_delivery_rate": 0.2,
+        "say_do_ratio": 0.3,
+        "velocity_cv": 0.9,
+        "defect_density": 80.0,
+        "alert_weight": 20.0,
+    }
     assert score_project(low, {}, cfg).status == "red"
 
 
@@ -109,16 +121,32 @@ def test_program_health_in_the_warehouse_renormalises_a_missing_component(engine
     s = Scenario(engine).source().program("DIGITAL")
     # no budgets: the budget component has no data in any project
     s.project("PAY", program="DIGITAL").project("WEB", program="DIGITAL")
-    s.sprint("S1", scope="PAY", state="closed", start="2024-05-01", end="2024-05-15",
-             completed="2024-05-15")
-    s.sprint("S2", scope="PAY", state="closed", start="2024-05-15", end="2024-05-29",
-             completed="2024-05-29")
+    s.sprint(
+        "S1",
+        scope="PAY",
+        state="closed",
+        start="2024-05-01",
+        end="2024-05-15",
+        completed="2024-05-15",
+    )
+    s.sprint(
+        "S2",
+        scope="PAY",
+        state="closed",
+        start="2024-05-15",
+        end="2024-05-29",
+        completed="2024-05-29",
+    )
     for n, (sprint, pts, done) in enumerate(
         [("S1", 5, True), ("S1", 3, False), ("S2", 8, True), ("S2", 2, True)]
     ):
-        item = s.item(f"PAY-{n}", points=pts, status="done" if done else "todo",
-                      started="2024-05-02" if done else None,
-                      resolved=f"2024-05-{10 + n}" if done else None)
+        item = s.item(
+            f"PAY-{n}",
+            points=pts,
+            status="done" if done else "todo",
+            started="2024-05-02" if done else None,
+            resolved=f"2024-05-{10 + n}" if done else None,
+        )
         s.member(sprint, item)
     s.item("PAY-9", type="bug", created="2024-05-20")
     s.item("WEB-1", points=5, status="done", started="2024-05-20", resolved="2024-05-25")

@@ -17,8 +17,14 @@ def build(engine, grace: int = 0) -> Scenario:  # type: ignore[no-untyped-def]
     )
     # planned 1 March (first date seen while unreleased); the date was later moved to 5 March,
     # which must not hide the slip; shipped 2 March: one day late.
-    s.release("R1", scope="PAY", planned="2024-03-01", due="2024-03-05", released=True,
-              released_at="2024-03-02 10:00")
+    s.release(
+        "R1",
+        scope="PAY",
+        planned="2024-03-01",
+        due="2024-03-05",
+        released=True,
+        released_at="2024-03-02 10:00",
+    )
     # shipped late in the evening of its due day: on time
     s.release("R2", scope="PAY", due="2024-04-01", released=True, released_at="2024-04-01 23:00")
     # already released when first synced (Jira backfill): actual = last resolution of its items
@@ -29,14 +35,26 @@ def build(engine, grace: int = 0) -> Scenario:  # type: ignore[no-untyped-def]
         ("PAY-32", 1, "bug", "todo", None),
         ("PAY-33", 8, "story", "done", "2024-04-29"),
     ):
-        item = s.item(key, points=pts, type=typ, status=status, resolved=resolved,
-                      not_delivered=key == "PAY-33")
+        item = s.item(
+            key,
+            points=pts,
+            type=typ,
+            status=status,
+            resolved=resolved,
+            not_delivered=key == "PAY-33",
+        )
         s.in_release(item, "R3")
     # open and overdue by 5 days; open and not yet due; released early; too old to count
     s.release("R4", scope="PAY", due="2024-06-10")
     s.release("R5", scope="PAY", due="2024-07-01")
-    s.release("R6", scope="PAY", planned="2024-06-20", due="2024-06-20", released=True,
-              released_at="2024-06-12 08:00")
+    s.release(
+        "R6",
+        scope="PAY",
+        planned="2024-06-20",
+        due="2024-06-20",
+        released=True,
+        released_at="2024-06-12 08:00",
+    )
     s.release("R7", scope="PAY", due="2023-10-01", released=True, released_at="2023-10-05")
     return s
 
@@ -60,7 +78,10 @@ def test_release_facts(engine) -> None:  # type: ignore[no-untyped-def]
     # content: the "not planned" item is in the release but delivers no points
     r3 = got["R3"]
     assert (r3["item_count"], r3["points"], r3["done_points"], r3["open_bugs"]) == (
-        4, 3 + 5 + 1 + 8, 3 + 5, 1,
+        4,
+        3 + 5 + 1 + 8,
+        3 + 5,
+        1,
     )
 
 

@@ -17,12 +17,30 @@ AS_OF = "2024-02-20 12:00"
 
 def build(engine) -> Scenario:  # type: ignore[no-untyped-def]
     s = Scenario(engine).source().project("PAY")
-    s.sprint("S1", scope="PAY", state="closed", start="2024-01-01 09:00",
-             end="2024-01-15 09:00", completed="2024-01-15 10:00")
-    s.sprint("S2", scope="PAY", state="closed", start="2024-01-15 10:00",
-             end="2024-01-29 10:00", completed="2024-01-29 11:00")
-    s.sprint("S3", scope="PAY", state="closed", start="2024-01-29 11:00",
-             end="2024-02-12 11:00", completed="2024-02-12 12:00")
+    s.sprint(
+        "S1",
+        scope="PAY",
+        state="closed",
+        start="2024-01-01 09:00",
+        end="2024-01-15 09:00",
+        completed="2024-01-15 10:00",
+    )
+    s.sprint(
+        "S2",
+        scope="PAY",
+        state="closed",
+        start="2024-01-15 10:00",
+        end="2024-01-29 10:00",
+        completed="2024-01-29 11:00",
+    )
+    s.sprint(
+        "S3",
+        scope="PAY",
+        state="closed",
+        start="2024-01-29 11:00",
+        end="2024-02-12 11:00",
+        completed="2024-02-12 12:00",
+    )
     s.sprint("S4", scope="PAY", state="active", start="2024-02-12 12:00", end="2024-02-26 12:00")
     c = "2023-12-01"
 
@@ -47,8 +65,9 @@ def build(engine) -> Scenario:  # type: ignore[no-untyped-def]
 
     # S2 ------------------------------------------------------------------------------------
     # closed as "not planned": done, but never delivered points
-    p6 = s.item("PAY-6", points=8, status="done", created=c, resolved="2024-01-20",
-                not_delivered=True)
+    p6 = s.item(
+        "PAY-6", points=8, status="done", created=c, resolved="2024-01-20", not_delivered=True
+    )
     s.member("S2", p6)
     p7 = s.item("PAY-7", points=5, status="done", created=c, resolved="2024-01-28")
     s.member("S2", p7)
@@ -84,9 +103,17 @@ def test_sprint_commitment_scope_change_and_completion(engine) -> None:  # type:
     s = build(engine)
     s.run(AS_OF)
     got = {r["sprint_id"]: r for r in s.rows("sprint_metrics")}
-    fields = ("committed_points", "committed_items", "added_points", "added_items",
-              "removed_points", "removed_items", "completed_points", "completed_items",
-              "unestimated_items")
+    fields = (
+        "committed_points",
+        "committed_items",
+        "added_points",
+        "added_items",
+        "removed_points",
+        "removed_items",
+        "completed_points",
+        "completed_items",
+        "unestimated_items",
+    )
     expected = {
         #      committed   added   removed  completed  unestimated
         "S1": (3 + 5 + 3 + 0, 4, 2, 1, 3, 1, 3 + 8 + 2, 3, 1),
@@ -136,8 +163,14 @@ def test_unestimated_items_are_counted_not_zeroed(engine) -> None:  # type: igno
 
 def test_sprint_without_scope_belongs_to_most_of_its_items(engine) -> None:  # type: ignore[no-untyped-def]
     s = Scenario(engine).source().project("PAY").project("WEB")
-    s.sprint("B1", scope=None, state="closed", start="2024-01-01", end="2024-01-15",
-             completed="2024-01-15")
+    s.sprint(
+        "B1",
+        scope=None,
+        state="closed",
+        start="2024-01-01",
+        end="2024-01-15",
+        completed="2024-01-15",
+    )
     for key in ("WEB-1", "WEB-2", "PAY-1"):
         s.member("B1", s.item(key, points=1, status="done", resolved="2024-01-10"))
     s.run("2024-01-20")

@@ -44,8 +44,14 @@ class Scenario:
 
     def program(self, key: str, **kw: Any) -> Scenario:
         self._pending["programs"].append(
-            {"key": key, "name": kw.pop("name", key), "budget": None, "start_date": None,
-             "end_date": None, **kw}
+            {
+                "key": key,
+                "name": kw.pop("name", key),
+                "budget": None,
+                "start_date": None,
+                "end_date": None,
+                **kw,
+            }
         )
         return self
 
@@ -208,7 +214,9 @@ class Scenario:
         return release_id
 
     def in_release(self, item_id: str, release_id: str) -> None:
-        self._pending["work_item_releases"].append({"work_item_id": item_id, "release_id": release_id})
+        self._pending["work_item_releases"].append(
+            {"work_item_id": item_id, "release_id": release_id}
+        )
 
     def link(self, blocked: str, blocking: str, kind: str = "blocks", source: str = "jira") -> None:
         """``blocked`` is blocked by ``blocking`` (item keys)."""
@@ -230,7 +238,9 @@ class Scenario:
         )
 
     def cost(self, project: str, day: str, amount: float) -> None:
-        self._pending["project_costs"].append({"project_key": project, "date": d(day), "amount": amount})
+        self._pending["project_costs"].append(
+            {"project_key": project, "date": d(day), "amount": amount}
+        )
 
     # --- running ---------------------------------------------------------------------------
     def flush(self) -> None:

@@ -13,44 +13,130 @@ from programview.warehouse import db
 
 CONTRACT: dict[str, list[str]] = {
     "v_work_items": [
-        "work_item_id", "source_kind", "source_name", "item_key", "url", "title",
-        "project_key", "program_key", "type_category", "raw_type", "status_category",
-        "raw_status", "story_points", "created_at", "started_at", "resolved_at", "due_date",
-        "sprint_name", "release_name", "assignee", "labels", "parent_key",
+        "work_item_id",
+        "source_kind",
+        "source_name",
+        "item_key",
+        "url",
+        "title",
+        "project_key",
+        "program_key",
+        "type_category",
+        "raw_type",
+        "status_category",
+        "raw_status",
+        "story_points",
+        "created_at",
+        "started_at",
+        "resolved_at",
+        "due_date",
+        "sprint_name",
+        "release_name",
+        "assignee",
+        "labels",
+        "parent_key",
     ],
     "v_sprints": [
-        "sprint_id", "source_kind", "project_key", "program_key", "sprint_name", "state",
-        "start_at", "end_at", "completed_at", "committed_points", "added_points",
-        "removed_points", "completed_points", "committed_items", "completed_items",
+        "sprint_id",
+        "source_kind",
+        "project_key",
+        "program_key",
+        "sprint_name",
+        "state",
+        "start_at",
+        "end_at",
+        "completed_at",
+        "committed_points",
+        "added_points",
+        "removed_points",
+        "completed_points",
+        "committed_items",
+        "completed_items",
     ],
     "v_releases": [
-        "release_id", "project_key", "program_key", "release_name", "kind", "due_date",
-        "released_at", "state", "on_time", "slip_days", "item_count", "points", "done_points",
+        "release_id",
+        "project_key",
+        "program_key",
+        "release_name",
+        "kind",
+        "due_date",
+        "released_at",
+        "state",
+        "on_time",
+        "slip_days",
+        "item_count",
+        "points",
+        "done_points",
         "open_bugs",
     ],
     "v_dependencies": [
-        "blocked_item_key", "blocked_project_key", "blocking_item_key",
-        "blocking_project_key", "link_kind", "cross_project", "source",
+        "blocked_item_key",
+        "blocked_project_key",
+        "blocking_item_key",
+        "blocking_project_key",
+        "link_kind",
+        "cross_project",
+        "source",
     ],
     "v_project_metrics": [
-        "project_key", "program_key", "as_of_date", "velocity_points", "velocity_cv",
-        "say_do_ratio", "throughput_per_week", "cycle_time_p50_days", "cycle_time_p85_days",
-        "defect_density", "on_time_delivery_rate", "planned_value", "actual_cost",
-        "earned_value", "budget_variance", "cpi", "spi", "scope_change_pct", "open_blockers",
+        "project_key",
+        "program_key",
+        "as_of_date",
+        "velocity_points",
+        "velocity_cv",
+        "say_do_ratio",
+        "throughput_per_week",
+        "cycle_time_p50_days",
+        "cycle_time_p85_days",
+        "defect_density",
+        "on_time_delivery_rate",
+        "planned_value",
+        "actual_cost",
+        "earned_value",
+        "budget_variance",
+        "cpi",
+        "spi",
+        "scope_change_pct",
+        "open_blockers",
         "unestimated_items",
     ],
     "v_program_health": [
-        "program_key", "as_of_date", "health_score", "health_status", "schedule_score",
-        "delivery_score", "quality_score", "budget_score", "dependencies_score", "explanation",
+        "program_key",
+        "as_of_date",
+        "health_score",
+        "health_status",
+        "schedule_score",
+        "delivery_score",
+        "quality_score",
+        "budget_score",
+        "dependencies_score",
+        "explanation",
     ],
     "v_dependency_alerts": [
-        "alert_id", "program_key", "rule", "severity", "status", "blocked_item_key",
-        "blocked_project_key", "blocking_item_key", "blocking_project_key", "message",
-        "slip_days", "first_seen_at", "last_seen_at", "resolved_at",
+        "alert_id",
+        "program_key",
+        "rule",
+        "severity",
+        "status",
+        "blocked_item_key",
+        "blocked_project_key",
+        "blocking_item_key",
+        "blocking_project_key",
+        "message",
+        "slip_days",
+        "first_seen_at",
+        "last_seen_at",
+        "resolved_at",
     ],
     "v_sync_runs": [
-        "source_name", "stream", "last_finished_at", "last_success_at", "records", "requests",
-        "errors", "quarantined",
+        "source_name",
+        "stream",
+        "last_finished_at",
+        "last_success_at",
+        "records",
+        "requests",
+        "errors",
+        "quarantined",
     ],
 }
 
@@ -117,14 +203,24 @@ def build(engine) -> Scenario:  # type: ignore[no-untyped-def]
     s = Scenario(engine).source("jira", "jira").source("gh", "github").program("DIGITAL")
     s.project("PAY", program="DIGITAL")
     s.project("WEB", program="DIGITAL", scopes=[("gh", "acme/web")])
-    s.sprint("S1", scope="PAY", state="closed", start="2024-02-01", end="2024-02-15",
-             completed="2024-02-15", name="PAY Sprint 1")
-    s.sprint("S2", scope="PAY", state="active", start="2024-02-15", end="2024-02-29",
-             name="PAY Sprint 2")
-    s.sprint("S3", scope="PAY", state="future", start="2024-02-29", end="2024-03-14",
-             name="PAY Sprint 3")
-    s.release("V1", scope="PAY", due="2024-02-10", released=True, released_at="2024-02-12",
-              name="1.0")
+    s.sprint(
+        "S1",
+        scope="PAY",
+        state="closed",
+        start="2024-02-01",
+        end="2024-02-15",
+        completed="2024-02-15",
+        name="PAY Sprint 1",
+    )
+    s.sprint(
+        "S2", scope="PAY", state="active", start="2024-02-15", end="2024-02-29", name="PAY Sprint 2"
+    )
+    s.sprint(
+        "S3", scope="PAY", state="future", start="2024-02-29", end="2024-03-14", name="PAY Sprint 3"
+    )
+    s.release(
+        "V1", scope="PAY", due="2024-02-10", released=True, released_at="2024-02-12", name="1.0"
+    )
     s.release("V2", scope="PAY", due="2024-03-31", name="2.0")
     s.release("V3", scope="PAY", due="2024-03-15", name="1.1")
     # carried over from S1 into the active S2 and already planned into S3: current = S2
@@ -166,7 +262,10 @@ def test_v_work_items(engine) -> None:  # type: ignore[no-untyped-def]
     }
     web = rows["acme/web#7"]
     assert (web["source_kind"], web["source_name"], web["project_key"], web["program_key"]) == (
-        "github", "gh", "WEB", "DIGITAL",
+        "github",
+        "gh",
+        "WEB",
+        "DIGITAL",
     )
     assert rows["PAY-1"]["story_points"] == 3
     assert rows["PAY-1"]["work_item_id"] == db_id("jira", "PAY-1")
@@ -177,7 +276,9 @@ def test_v_dependencies(engine) -> None:  # type: ignore[no-untyped-def]
     s.run("2024-02-20")
     got = {
         (r["blocked_item_key"], r["blocking_item_key"], r["link_kind"]): (
-            r["blocked_project_key"], r["blocking_project_key"], bool(r["cross_project"]),
+            r["blocked_project_key"],
+            r["blocking_project_key"],
+            bool(r["cross_project"]),
             r["source"],
         )
         for r in view(s, "v_dependencies", "blocked_item_key, blocking_item_key")
@@ -201,7 +302,10 @@ def test_v_sprints_and_v_releases(engine) -> None:  # type: ignore[no-untyped-de
     releases = {r["release_name"]: r for r in view(s, "v_releases", "release_id")}
     v1 = releases["1.0"]
     assert (v1["state"], bool(v1["on_time"]), v1["slip_days"], v1["item_count"]) == (
-        "released", False, 2, 2,
+        "released",
+        False,
+        2,
+        2,
     )
     assert releases["2.0"]["state"] == "open" and releases["2.0"]["on_time"] is None
 
@@ -214,8 +318,15 @@ def test_v_alerts_metrics_and_health(engine) -> None:  # type: ignore[no-untyped
     s.update("work_items", {"id": db_id("gh", "acme/web#7")}, due_date=date(2024, 2, 23))
     s.run("2024-02-20")
     got = {
-        a["rule"]: (a["severity"], a["status"], a["blocked_item_key"], a["blocking_item_key"],
-                    a["blocked_project_key"], a["program_key"], a["slip_days"])
+        a["rule"]: (
+            a["severity"],
+            a["status"],
+            a["blocked_item_key"],
+            a["blocking_item_key"],
+            a["blocked_project_key"],
+            a["program_key"],
+            a["slip_days"],
+        )
         for a in view(s, "v_dependency_alerts", "alert_id")
     }
     assert got == {
@@ -224,7 +335,8 @@ def test_v_alerts_metrics_and_health(engine) -> None:  # type: ignore[no-untyped
     }
     metrics = view(s, "v_project_metrics", "project_key")
     assert [(m["project_key"], m["program_key"]) for m in metrics] == [
-        ("PAY", "DIGITAL"), ("WEB", "DIGITAL"),
+        ("PAY", "DIGITAL"),
+        ("WEB", "DIGITAL"),
     ]
     assert metrics[1]["open_blockers"] == 1
     (health,) = view(s, "v_program_health", "program_key")
@@ -235,34 +347,92 @@ def test_v_alerts_metrics_and_health(engine) -> None:  # type: ignore[no-untyped
 def test_v_sync_runs_shows_latest_run_per_stream(engine) -> None:  # type: ignore[no-untyped-def]
     with db.transaction(engine) as conn:
         db.upsert(conn, "sources", [{"name": "jira", "kind": "jira", "base_url": None}])
-        db.upsert(conn, "sync_runs", [
-            {"id": i, "kind": "sync", "source_name": "jira", "started_at": dt(f"2024-03-0{i}"),
-             "finished_at": dt(f"2024-03-0{i} 00:05"), "status": status, "records": 0,
-             "skipped": 0, "requests": 0, "errors": 0, "quarantined": 0}
-            for i, status in ((1, "ok"), (2, "failed"))
-        ])
-        db.upsert(conn, "sync_run_streams", [
-            {"run_id": 1, "source_name": "jira", "scope": "PAY", "stream": "issues",
-             "started_at": dt("2024-03-01"), "finished_at": dt("2024-03-01 00:05"),
-             "status": "ok", "records": 120, "skipped": 3, "pages": 2, "requests": 4,
-             "quarantined": 1, "error": None},
-            {"run_id": 2, "source_name": "jira", "scope": "PAY", "stream": "issues",
-             "started_at": dt("2024-03-02"), "finished_at": dt("2024-03-02 00:05"),
-             "status": "failed", "records": 7, "skipped": 0, "pages": 1, "requests": 9,
-             "quarantined": 0, "error": "HTTP 503 after 5 retries"},
-        ])
-        db.upsert(conn, "quarantine", [
-            {"id": 1, "run_id": 1, "source_name": "jira", "stream": "issues", "scope": "PAY",
-             "native_id": "10001", "error": "bad", "payload": "{}",
-             "created_at": dt("2024-03-01")},
-        ])
+        db.upsert(
+            conn,
+            "sync_runs",
+            [
+                {
+                    "id": i,
+                    "kind": "sync",
+                    "source_name": "jira",
+                    "started_at": dt(f"2024-03-0{i}"),
+                    "finished_at": dt(f"2024-03-0{i} 00:05"),
+                    "status": status,
+                    "records": 0,
+                    "skipped": 0,
+                    "requests": 0,
+                    "errors": 0,
+                    "quarantined": 0,
+                }
+                for i, status in ((1, "ok"), (2, "failed"))
+            ],
+        )
+        db.upsert(
+            conn,
+            "sync_run_streams",
+            [
+                {
+                    "run_id": 1,
+                    "source_name": "jira",
+                    "scope": "PAY",
+                    "stream": "issues",
+                    "started_at": dt("2024-03-01"),
+                    "finished_at": dt("2024-03-01 00:05"),
+                    "status": "ok",
+                    "records": 120,
+                    "skipped": 3,
+                    "pages": 2,
+                    "requests": 4,
+                    "quarantined": 1,
+                    "error": None,
+                },
+                {
+                    "run_id": 2,
+                    "source_name": "jira",
+                    "scope": "PAY",
+                    "stream": "issues",
+                    "started_at": dt("2024-03-02"),
+                    "finished_at": dt("2024-03-02 00:05"),
+                    "status": "failed",
+                    "records": 7,
+                    "skipped": 0,
+                    "pages": 1,
+                    "requests": 9,
+                    "quarantined": 0,
+                    "error": "HTTP 503 after 5 retries",
+                },
+            ],
+        )
+        db.upsert(
+            conn,
+            "quarantine",
+            [
+                {
+                    "id": 1,
+                    "run_id": 1,
+                    "source_name": "jira",
+                    "stream": "issues",
+                    "scope": "PAY",
+                    "native_id": "10001",
+                    "error": "bad",
+                    "payload": "{}",
+                    "created_at": dt("2024-03-01"),
+                },
+            ],
+        )
     s = Scenario(engine)
     (row,) = view(s, "v_sync_runs", "source_name")
     assert (row["source_kind"], row["scope"], row["stream"], row["last_run_id"]) == (
-        "jira", "PAY", "issues", 2,
+        "jira",
+        "PAY",
+        "issues",
+        2,
     )
     assert (row["last_status"], row["records"], row["requests"], row["errors"]) == (
-        "failed", 7, 9, 1,
+        "failed",
+        7,
+        9,
+        1,
     )
     assert row["last_error"] == "HTTP 503 after 5 retries"
     assert (row["quarantined"], row["quarantined_total"]) == (0, 1)

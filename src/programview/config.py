@@ -252,6 +252,9 @@ def parse_config(
     index = _key_lines(text)
     problems: list[tuple[int | None, str]] = []
     data = _resolve_env(data, (), env, index, problems)
+    if "path" in data:  # a Config attribute set by load_config, not a key of the file
+        del data["path"]
+        problems.append(_at(("path",), index, "unknown key 'path'"))
     override = env.get("PROGRAMVIEW_WAREHOUSE_URL")
     if override:
         warehouse = data.setdefault("warehouse", {})
@@ -263,6 +266,9 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             problems.append(_problem(tuple(err["loc"]), err, index, Config))
+        # Still check the connector options of the sources that are valid on their own:
+        # a typo there should not wait for the next round.
+        problems.extend(_check_connectors(_valid_sources(data.get("sources")), index))
         raise ConfigError(_sorted(problems), path) from None
     config.path = path
     problems.extend(_cross_checks(config, index))
@@ -429,6 +435,8 @@ def _problem(
     if kind == "string_pattern_mismatch" and full[-1] == "name":
         return _at(full, index, "may only contain letters, digits, '_', '.' and '-'")
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind in ("literal_error", "enum") and not secret:
+        msg += f", got {got!r}"
     return _at(full, index, msg[:1].lower() + msg[1:])
 
 
@@ -487,7 +495,7 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
             else:
                 seen[value] = i
 
-    problems.extend(_check_connectors(config, index))
+    problems.extend(_check_connectors(list(enumerate(config.sources)), index))
 
     programs = {p.key for p in config.programs}
     sources = {s.name: (i, s) for i, s in enumerate(config.sources)}
@@ -560,13 +568,26 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
     return problems
 
 
-def _check_connectors(config: Config, index: dict[Loc, int]) -> list[tuple[int | None, str]]:
+def _valid_sources(raw: Any) -> list[tuple[int, SourceConfig]]:
+    """The ``[[sources]]`` entries that validate on their own, with their positions."""
+    valid: list[tuple[int, SourceConfig]] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            valid.append((i, SourceConfig.model_validate(item)))
+        except ValidationError:
+            continue  # already reported by the whole-file validation
+    return valid
+
+
+def _check_connectors(
+    sources: list[tuple[int, SourceConfig]], index: dict[Loc, int]
+) -> list[tuple[int | None, str]]:
     """Each source's kind is installed, its options and credentials fit that connector."""
     from programview.sync.registry import connector_entry_points, load_connector
 
     problems: list[tuple[int | None, str]] = []
     kinds = connector_entry_points()
-    for i, src in enumerate(config.sources):
+    for i, src in sources:
         if src.kind not in kinds:
             known = ", ".join(sorted(kinds)) or "none"
             problems.append(
@@ -632,9 +653,15 @@ def _check_connectors(config: Config, index: dict[Loc, int]) -> list[tuple[int |
 
 
 def _dotted(loc: Loc) -> str:
+    """``("sources", 0, "options", "type_map", "Change Request")`` as TOML would spell it:
+    ``sources[0].options.type_map."Change Request"``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if re.fullmatch(_BARE, part) else f'"{part}"'
+        out += f".{name}" if out else name
     return out
 
 

@@ -83,20 +83,23 @@ def run_cycle(
     started = clock()
     error: str | None = None
     result: Any = None
+    stage = "sync"
     try:
         # A silent Progress: this function logs the run's single line itself.
         result = (sync_fn or _engine_sync)(config, progress=Progress())
         engine = db.create_engine(config.warehouse.url)
         try:
+            stage = "transform"
             run_transform(engine, config)
+            stage = "alert webhook"
             deliver_alert_events(engine, config)
         finally:
             engine.dispose()
     except ProgramviewError as exc:
-        error = str(exc)
+        error = f"{stage}: {exc}"
     except Exception as exc:  # a bug: keep the daemon alive, keep the traceback in the log
-        log.exception("run failed with an unexpected error")
-        error = f"unexpected {type(exc).__name__}: {exc}"
+        log.exception("%s failed with an unexpected error", stage)
+        error = f"{stage}: unexpected {type(exc).__name__}: {exc}"
 
     status = "failed" if error else str(getattr(result, "status", "failed"))
     cycle = CycleResult(

@@ -50,7 +50,7 @@ def run_demo(
     width: int = 100,
 ) -> DemoResult:
     """Run the demo into ``directory`` (created; its database is replaced)."""
-    from programview.report import render_html, render_text, build_report
+    from programview.report import build_report, render_html, render_text
     from programview.simulator.generator import generate
     from programview.simulator.server import serve
     from programview.transform import run_transform

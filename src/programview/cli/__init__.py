@@ -21,6 +21,7 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     report,
     simulate,
     sync,
+    transform,
 )
 
 main = main_group

@@ -36,6 +36,8 @@ Endpoints (``:id`` is a number or a URL-encoded path, e.g. ``acme%2Fplatform%2Fa
 * Iterations ``GET /groups/:id/iterations`` (``state`` opened|upcoming|current|closed|all,
   ``include_ancestors`` default true — the cadence lives on the root group; the response
   ``state`` is 1 upcoming, 2 current, 3 closed), ``updated_after``/``updated_before``.
+  Iterations are whole days: ``start_date`` is the sprint's first day, ``due_date`` its
+  last (the day before the next one starts).
 * Releases ``GET /projects/:id/releases`` (shipped milestones; ``order_by``
   released_at|created_at, ``sort``; ``upcoming_release``, ``milestones[]``).
 
@@ -359,7 +361,9 @@ def iteration_json(ctx: Ctx, spr: Sprint) -> dict[str, Any]:
         "created_at": gitlab_time(created),
         "updated_at": gitlab_time(spr.updated),
         "start_date": iso_date(spr.start),
-        "due_date": iso_date(spr.end),
+        # whole days: the sprint ends an hour before the next one starts, so its last
+        # day is the one before its end (GitLab iterations in a cadence never overlap)
+        "due_date": iso_date(spr.end - timedelta(days=1)),
         "web_url": f"{ctx.base_url}/groups/{root.path}/-/iterations/{spr.native_id}",
     }
 
@@ -603,9 +607,9 @@ def label_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
 
 def _sort_value(item: Item, order_by: str) -> Any:
     if order_by == "created_at":
-        return item.created.timestamp()
+        return int(item.created.timestamp())
     if order_by == "updated_at":
-        return item.updated.timestamp()
+        return int(item.updated.timestamp())
     if order_by == "title":
         return item.title
     if order_by == "due_date":  # undated last
@@ -726,14 +730,20 @@ def _issues(ctx: Ctx, scopes: list[Scope]) -> tuple[list[Item], list[tuple[Any, 
 
 
 def _encode_cursor(order_by: str, key: tuple[Any, ...]) -> str:
-    raw = json.dumps({order_by: key[0], "id": str(key[1]), "_kd": "n"}, separators=(",", ":"))
+    """Opaque keyset cursor (base64 JSON of the last row's order value and id, like
+    GitLab's)."""
+    payload: dict[str, Any] = {"id": str(key[1]), "_kd": "n"}
+    if order_by != "id":
+        payload = {order_by: key[0], **payload}
+    raw = json.dumps(payload, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(order_by: str, text: str) -> tuple[Any, ...]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        return (raw[order_by], int(raw["id"]))
+        ident = int(raw["id"])
+        return (ident if order_by == "id" else raw[order_by], ident)
     except (ValueError, KeyError, TypeError) as exc:
         raise _invalid("cursor") from exc
 

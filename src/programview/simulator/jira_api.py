@@ -731,7 +731,7 @@ def compile_jql(org: Organisation, text: str | None, default_order: bool = True)
             )
     if len(order_toks) > ORDER_BY_MAX:
         raise _jql_error(
-            f"The ORDER BY clause may not have more than {ORDER_BY_MAX} fields.",
+            f"The ORDER BY clause may have at most {ORDER_BY_MAX} fields.",
             order_toks[ORDER_BY_MAX][0],
         )
     order: list[tuple[str, bool]] = []

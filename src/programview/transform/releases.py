@@ -15,6 +15,8 @@ What "on time" means (docs/metrics.md, "Releases"):
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from programview.transform._sql import IS_RELEASED, SCOPE_PROJECT_CTE, Ctx, execute
 
 
@@ -75,7 +77,7 @@ SELECT j.id, j.project_key, j.planned_date, j.released_at,
 FROM j
 """
     execute(ctx.conn, "DELETE FROM release_metrics")
-    return execute(
+    execute(
         ctx.conn,
         query,
         {
@@ -84,3 +86,5 @@ FROM j
             "grace": ctx.config.metrics.on_time_grace_days,
         },
     )
+    # counted, not rowcount: SQLite reports -1 for a statement that starts with WITH
+    return int(ctx.conn.execute(sa.text("SELECT count(*) FROM release_metrics")).scalar_one())

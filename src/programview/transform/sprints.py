@@ -19,6 +19,8 @@ Unset estimates are NULL and count as 0 points in the sums.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, execute, points_at
 
 
@@ -121,4 +123,6 @@ LEFT JOIN sp_scoped sc ON sc.sprint_id = s.id
 LEFT JOIN sp_voted sv ON sv.sprint_id = s.id
 """
     execute(ctx.conn, "DELETE FROM sprint_metrics")
-    return execute(ctx.conn, sql, {"as_of": ctx.as_of})
+    execute(ctx.conn, sql, {"as_of": ctx.as_of})
+    # counted, not rowcount: SQLite reports -1 for a statement that starts with WITH
+    return int(ctx.conn.execute(sa.text("SELECT count(*) FROM sprint_metrics")).scalar_one())

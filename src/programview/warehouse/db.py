@@ -173,7 +173,11 @@ def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]])
         update_cols = [c for c in cols if c not in pk]
         if update_cols:
             set_ = {
-                c: (sa.func.coalesce(tbl.c[c], stmt.excluded[c]) if c in sticky else stmt.excluded[c])
+                c: (
+                    sa.func.coalesce(tbl.c[c], stmt.excluded[c])
+                    if c in sticky
+                    else stmt.excluded[c]
+                )
                 for c in update_cols
             }
             stmt = stmt.on_conflict_do_update(index_elements=pk, set_=set_)
