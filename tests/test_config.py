@@ -318,6 +318,12 @@ def test_webhook_url_that_is_not_a_url_is_not_echoed() -> None:
     ]
 
 
+def test_unset_webhook_variable_is_one_problem() -> None:
+    assert only('[alerts]\nwebhook_url = "${HOOK}"\n', env={}) == (
+        "alerts.webhook_url (line 2): environment variable HOOK is not set"
+    )
+
+
 def test_literal_password_in_warehouse_url_is_rejected() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config('[warehouse]\nurl = "postgresql://pv:hunter22@db/pv"\n', environ={})

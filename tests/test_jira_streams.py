@@ -521,6 +521,42 @@ def test_truncated_changelogs_are_completed_in_one_bulk_call() -> None:
 
 
 @respx.mock
+def test_truncated_changelogs_of_several_pages_share_one_bulk_call() -> None:
+    h = Harness()
+    h.mock_prepare()
+    pages = [
+        {
+            "issues": [issue(n, f"2025-02-01T10:0{n}:00.000+0000", total=30)],
+            "nextPageToken": f"t{n}",
+            "isLast": False,
+        }
+        for n in range(1, 4)
+    ]
+    pages[-1] = {"issues": pages[-1]["issues"], "isLast": True}
+    respx.get(h.url("/rest/api/3/search/jql")).mock(
+        side_effect=[httpx.Response(200, json=p) for p in pages]
+    )
+    bulk = respx.post(h.url("/rest/api/3/changelog/bulkfetch")).respond(
+        json={"issueChangeLogs": []}
+    )
+    run(h.connector.prepare)
+    got = run(lambda: collect(h.connector.streams()[2].pages("PAY", None, SyncOptions())))
+    assert bulk.call_count == 1
+    assert json.loads(bulk.calls[0].request.content)["issueIdsOrKeys"] == [
+        "10001",
+        "10002",
+        "10003",
+    ]
+    # Still three pages, committed in order, each with the cursor of what it holds.
+    assert [p.records[0]["key"] for p in got] == ["PAY-1", "PAY-2", "PAY-3"]
+    assert [p.cursor["updated"] for p in got] == [
+        "2025-02-01T10:01:00+00:00",
+        "2025-02-01T10:02:00+00:00",
+        "2025-02-01T10:03:00+00:00",
+    ]
+
+
+@respx.mock
 def test_no_extra_request_when_nothing_is_truncated() -> None:
     h = Harness()
     h.mock_prepare()

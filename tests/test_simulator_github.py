@@ -488,3 +488,29 @@ def test_graphql_errors(sim: Simulator) -> None:
     )
     assert r.status_code == 401 and r.json()["message"] == "Bad credentials"
     assert ask("{ viewer { login } }")["data"]["viewer"]["login"] == sim.org.people[0].login
+
+
+def test_issue_filters_select_what_the_ground_truth_says(sim: Simulator) -> None:
+    org = sim.org
+    c = client(sim)
+    scope = org.scopes_of("github")[1]
+    items = org.scope_items(scope)
+    url = f"/repos/{scope.path}/issues"
+
+    def numbers(**params: Any) -> set[int]:
+        pages = walk(c, url, {"state": "all", "per_page": 100, **params})
+        return {r["number"] for p in pages for r in p.json()}
+
+    rel = next(r for r in org.releases_of(scope) if any(i.release_id == r.id for i in items))
+    assert numbers(milestone=str(rel.number)) == {i.number for i in items if i.release_id == rel.id}
+    assert numbers(milestone="*") == {i.number for i in items if i.release_id is not None}
+    assert numbers(labels="priority:high,points:5") == {
+        i.number for i in items if i.priority == "high" and i.points == 5
+    }
+    assert numbers(type="Bug") == {i.number for i in items if i.type == "bug"}
+    login = org.people[items[0].reporter].login
+    assert numbers(creator=login) == {
+        i.number for i in items if i.reporter == items[0].reporter
+    } | {p.number for p in gh._index(org).prs[scope.path] if p.author == items[0].reporter}
+    closed = numbers(state="closed")
+    assert {i.number for i in items if i.status == DONE} <= closed

@@ -329,3 +329,30 @@ def test_deleted_issue_is_404_and_leaves_the_lists() -> None:
             params={"per_page": 100, "iids[]": [item.number]},
         )
         assert rows.json() == []
+
+
+def test_issue_filters_select_what_the_ground_truth_says(sim: Simulator) -> None:
+    org = sim.org
+    c = client(sim)
+    scope = org.scopes_of("gitlab")[0]
+    items = org.scope_items(scope)
+    url = f"/projects/{scope.native_id}/issues"
+
+    def ids(**params: Any) -> set[int]:
+        rows = offset_walk(c, url, {"per_page": 100, **params})
+        return {r["id"] for p in rows for r in p.json()}
+
+    rel = next(r for r in org.releases_of(scope) if any(i.release_id == r.id for i in items))
+    assert ids(milestone=rel.name) == {i.id for i in items if i.release_id == rel.id}
+    assert ids(milestone="None") == {i.id for i in items if i.release_id is None}
+    assert ids(labels="workflow::in dev") == {
+        i.id for i in items if "workflow::in dev" in i.source_labels
+    }
+    assert ids(labels="Any", milestone="None") == {i.id for i in items if i.release_id is None}
+    cad = next(cd for cd in org.cadences if cd.system == "gitlab")
+    spr = next(s for s in org.sprints_of(cad) if s.state == "active")
+    assert ids(iteration_id=spr.native_id) == {
+        i.id for i in items if (cur := org.current_sprint(i)) is not None and cur.id == spr.id
+    }
+    assert ids(scope="assigned_to_me") == {i.id for i in items if i.assignee == 0}
+    assert ids(issue_type="incident") == {i.id for i in items if i.type == "incident"}

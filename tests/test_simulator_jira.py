@@ -297,7 +297,7 @@ def test_dc_embeds_the_full_changelog_and_legacy_sprint_strings(sim: Simulator) 
     org = sim.org
     item = max(
         (i for k in jira_keys(org) for i in live(org, k)),
-        key=lambda i: len(jira._change_events(org, i, False)),
+        key=lambda i: len(jira.change_events(org, i, False)),
     )
     with dc(sim) as client:
         body = client.get(
@@ -319,7 +319,7 @@ def test_dc_embeds_the_full_changelog_and_legacy_sprint_strings(sim: Simulator) 
 def rich_issue(org: Organisation, at_least: int) -> Item:
     for k in jira_keys(org):
         for item in live(org, k):
-            if len(jira._change_events(org, item, True)) >= at_least:
+            if len(jira.change_events(org, item, True)) >= at_least:
                 return item
     raise AssertionError(f"no issue with {at_least} histories")
 
@@ -342,7 +342,7 @@ def test_issue_changelog_pages_oldest_first_to_the_end(sim: Simulator) -> None:
                 break
     stamps = [h["created"] for h in got]
     assert stamps == sorted(stamps) and len({h["id"] for h in got}) == len(got)
-    truth = jira._change_events(sim.org, item, True)
+    truth = jira.change_events(sim.org, item, True)
     assert len(got) == len(truth)
     status_moves = [e for h in got for e in h["items"] if e["field"] == "status"]
     assert len(status_moves) == len(item.status_history) - 1
@@ -352,17 +352,21 @@ def test_issue_changelog_pages_oldest_first_to_the_end(sim: Simulator) -> None:
 def test_truncated_embedded_changelog_is_detectable(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jira, "CLOUD_CHANGELOG_EMBED", 2)
-    item = rich_issue(sim.org, 3)
+    monkeypatch.setattr(jira, "CLOUD_CHANGELOG_EMBED", 2)  # search/jql
+    monkeypatch.setattr(jira, "CLOUD_ISSUE_CHANGELOG_EMBED", 3)  # GET issue, Agile lists
+    item = rich_issue(sim.org, 4)
     with cloud(sim) as client:
         pages = search_pages(
             client, f"key = {item.key}", fields="status", expand="changelog", maxResults=1
         )
+        one = client.get(f"/rest/api/3/issue/{item.key}", params={"expand": "changelog"})
         full = client.get(f"/rest/api/3/issue/{item.key}/changelog").json()["values"]
-    changelog = pages[0]["issues"][0]["changelog"]
-    assert changelog["total"] == len(full) > len(changelog["histories"]) == 2
+    searched = pages[0]["issues"][0]["changelog"]
+    assert searched["total"] == len(full) > len(searched["histories"]) == 2
     # Cloud embeds the newest entries, newest first
-    assert changelog["histories"] == full[::-1][:2]
+    assert searched["histories"] == full[::-1][:2]
+    assert one.json()["changelog"]["histories"] == full[::-1][:3]
+    assert one.json()["changelog"]["total"] == len(full)
 
 
 def test_bulkfetch_pages_through_every_history_once(sim: Simulator) -> None:
@@ -397,7 +401,7 @@ def test_bulkfetch_pages_through_every_history_once(sim: Simulator) -> None:
     expected = {
         str(i.id): sum(
             1
-            for _, _, entries in jira._change_events(org, i, True)
+            for _, _, entries in jira.change_events(org, i, True)
             if any(e["fieldId"] in wanted for e in entries)
         )
         for i in items
@@ -434,7 +438,7 @@ def test_worklog_feed_pages_to_the_end_without_repeats(
         for k in jira_keys(org)
         for i in live(org, k)
         for w in i.worklogs
-        if ms(jira._wl_updated(org, w)) <= horizon
+        if ms(jira.worklog_updated(org, w)) <= horizon
     }
     got: list[int] = []
     url = f"{sim.jira_url}/rest/api/3/worklog/updated?since=0"
@@ -725,7 +729,7 @@ def test_bad_credentials_get_jiras_401(sim: Simulator) -> None:
     bad = base64.b64encode(f"{TOKENS.jira_email}:wrong".encode()).decode()
     for url, headers in (
         (f"{sim.jira_url}/rest/api/3/myself", {"Authorization": f"Basic {bad}"}),
-        (f"{sim.jira_url}/rest/api/3/search/jql?jql=id%3D1", {}),
+        (f"{sim.jira_url}/rest/api/3/field", {"Authorization": "Basic bm9ib2R5Om5vcGU="}),
         (f"{sim.jira_dc_url}/rest/api/2/search", {"Authorization": "Bearer nope"}),
     ):
         r = httpx.get(url, headers=headers)

@@ -239,6 +239,8 @@ class JiraConnector(Connector):
 
     async def complete_issues(self, issues: list[Raw]) -> None:
         """Make each issue self-contained: full changelog, all worklogs, status categories."""
+        if not issues:
+            return
         await complete_changelogs(self, issues)
         if self.options.worklogs:
             await complete_worklogs(self, issues)

@@ -65,6 +65,8 @@ BULK_CHANGELOG_PAGE = 10000
 ISSUE_CHANGELOG_PAGE = 100
 #: ``/issue/{id}/worklog`` page size.
 WORKLOG_PAGE = 5000
+#: Issues held back (pages not yet committed) while filling one bulk changelog call.
+MAX_HELD_ISSUES = 5000
 #: Per-issue completions (changelog on DC, long worklogs) run this many at a time.
 PER_ISSUE_CONCURRENCY = 8
 
@@ -263,6 +265,10 @@ class Issues(JiraStream):
     overlaps that window on purpose, and an issue it returns with the same ``updated`` is
     dropped before any further request (no changelog, worklog or status lookups for it).
 
+    Pages are held back (up to ``MAX_HELD_ISSUES`` issues) until their truncated changelogs
+    fill one bulk fetch call, so 1000 truncated issues cost one extra request, not one per
+    search page; the held pages are then committed in order, each with its own cursor.
+
     If an issue already read comes back later in the same listing with a newer ``updated``
     (edited while we paged: an offset listing then skips one issue at a page boundary), the
     final cursor is moved back to the oldest ``updated`` of this run, so the next run reads
@@ -294,6 +300,8 @@ class Issues(JiraStream):
         oldest_seen: datetime | None = None
         seen: dict[str, int | None] = {}
         shifted = False
+        pending: list[Page] = []
+        pending_truncated = 0
         async for issues in connector.search(jql, fields=fields, expand="changelog"):
             if not issues:
                 continue
@@ -314,9 +322,24 @@ class Issues(JiraStream):
                 newest = aware if newest is None or aware > newest else newest
                 oldest_seen = aware if oldest_seen is None or aware < oldest_seen else oldest_seen
                 recent[iid] = stamp
-            if fresh:
-                await connector.complete_issues(fresh)
-            yield Page(fresh, cursor=self._cursor(newest, recent, window) if newest else cursor)
+            # Hold pages back until their truncated changelogs fill one bulk fetch call:
+            # search pages hold at most ~100 issues, a bulk fetch takes 1000.
+            truncated = sum(1 for i in fresh if not changelog_is_complete(i))
+            if pending and (
+                pending_truncated + truncated > BULK_CHANGELOG_ISSUES
+                or sum(len(p.records) for p in pending) >= MAX_HELD_ISSUES
+            ):
+                await connector.complete_issues([i for p in pending for i in p.records])
+                for held in pending:
+                    yield held
+                pending, pending_truncated = [], 0
+            cursor_now = self._cursor(newest, recent, window) if newest else cursor
+            pending.append(Page(fresh, cursor=cursor_now))
+            pending_truncated += truncated
+        if pending:
+            await connector.complete_issues([i for p in pending for i in p.records])
+            for held in pending:
+                yield held
         if shifted and oldest_seen is not None:
             log.info(
                 "%s %s: issues changed while paging; the next sync re-reads from %s",

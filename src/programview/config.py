@@ -324,7 +324,7 @@ def _resolve_env(
         return [_resolve_env(v, (*loc, i), env, index, problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
-    if _is_secret(loc) and not ENV_REF.search(value):
+    if _is_secret(loc) and value and not ENV_REF.search(value):
         # A literal secret in the file would end up in backups, diffs and screen shares.
         problems.append(
             _at(
@@ -552,7 +552,9 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
             else:
                 claimed[(name, rest)] = project.key
     hook = config.alerts.webhook_url
-    if hook is not None and not hook.get_secret_value().startswith(("https://", "http://")):
+    hook_url = hook.get_secret_value() if hook is not None else ""
+    # Empty: not configured (or its variable is unset, which is reported already).
+    if hook_url and not hook_url.startswith(("https://", "http://")):
         # Never echo the value: it is a secret even when malformed.
         problems.append(_at(("alerts", "webhook_url"), index, "must be an http:// or https:// URL"))
     for section, items in (("programs", config.programs), ("projects", config.projects)):

@@ -78,6 +78,7 @@ from programview.simulator.app import (
     GITHUB_DOCS,
     ApiError,
     Ctx,
+    RateLimiter,
     Router,
     api_error,
     github_link_header,
@@ -740,7 +741,8 @@ def _records(ctx: Ctx, scope: Scope) -> list[Record]:
     return recs
 
 
-def _person_by_login(org: Organisation, login: str) -> int | None:
+def _person_by_login(org: Organisation, login: str) -> int:
+    """Person id of a login; -1 (matches nobody) when unknown, as GitHub returns []."""
     return next((p.id for p in org.people if p.login.lower() == login.lower()), -1)
 
 
@@ -1054,7 +1056,7 @@ def register(router: Router) -> None:
         return ctx.json(graphql_answer(ctx))
 
 
-def _uncount(limiter: Any) -> None:
+def _uncount(limiter: RateLimiter) -> None:
     """Take back the hit the app is about to count for this request (``/rate_limit`` is
     free on GitHub). Uses the limiter's own lock; the window may dip to -1 for the moment
     between here and the app's ``hit()``."""

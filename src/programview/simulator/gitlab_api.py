@@ -706,10 +706,12 @@ def _issues(ctx: Ctx, scopes: list[Scope]) -> tuple[list[Item], list[tuple[Any, 
         if labels:
             have = set(item.source_labels)
             if labels == ("None",):
-                return not have
-            if labels == ("Any",):
-                return bool(have)
-            if not set(labels) <= have:
+                if have:
+                    return False
+            elif labels == ("Any",):
+                if not have:
+                    return False
+            elif not set(labels) <= have:
                 return False
         if milestone:
             rel = org.releases.get(item.release_id) if item.release_id is not None else None

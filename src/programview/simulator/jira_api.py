@@ -28,11 +28,13 @@ authors can find them):
   must page on ``nextPageToken`` only. The token is a keyset cursor (the sort key of
   the last issue), so an issue updated between two pages moves to the end instead of
   shifting the others past a page boundary.
-* ``CLOUD_CHANGELOG_EMBED`` (20): Cloud embeds the *newest* 20 histories, newest first
-  (as recorded Cloud payloads are ordered), in ``changelog`` with
-  ``{startAt: 0, maxResults: <returned>, total: <all>}``; ``total > len(histories)``
-  tells the client to fetch the rest (``/issue/{key}/changelog`` or bulkfetch, both
-  oldest first). Data Center embeds the full changelog, oldest first.
+* ``CLOUD_CHANGELOG_EMBED`` (20): ``/search/jql?expand=changelog`` embeds the *newest*
+  20 histories, newest first (as recorded Cloud payloads are ordered), in ``changelog``
+  with ``{startAt: 0, maxResults: <returned>, total: <all>}``; ``total >
+  len(histories)`` tells the client to fetch the rest (``/issue/{key}/changelog`` or
+  bulkfetch, both oldest first). ``GET /issue/{key}`` and the Agile issue lists embed
+  the newest 100 (``CLOUD_ISSUE_CHANGELOG_EMBED``, the old search's limit). Data Center
+  embeds the full changelog, oldest first.
 * Story points: Cloud uses ``customfield_10016`` "Story point estimate"
   (``jsw-story-points``, the board's estimation field); a classic float "Story Points"
   field ``customfield_10026`` exists but is empty. Data Center has no jsw-story-points
@@ -108,7 +110,8 @@ SEARCH_MAX_RESULTS = 5000  # /search/jql maxResults must be 1..5000
 SEARCH_DEFAULT_RESULTS = 50
 SEARCH_PAGE_CAP = 100  # real page size unless only id/key are asked for
 DC_SEARCH_MAX = 1000  # jira.search.views.default.max
-CLOUD_CHANGELOG_EMBED = 20
+CLOUD_CHANGELOG_EMBED = 20  # /search/jql (migration guide)
+CLOUD_ISSUE_CHANGELOG_EMBED = 100  # GET /issue/{key}, Agile issue lists
 CHANGELOG_PAGE_MAX = 100
 BULKFETCH_MAX_ISSUES = 1000
 BULKFETCH_MAX_FIELDS = 10
@@ -124,6 +127,7 @@ PROJECT_SEARCH_MAX = 100
 ORDER_BY_MAX = 7
 
 CLASSIC_POINTS_FIELD = "customfield_10026"  # Cloud: exists, unused by the boards
+EPIC_LINK_FIELD = "customfield_10014"  # DC: "Epic Link" (Cloud retired it for ``parent``)
 REMOVED_SEARCH = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
     "A full migration guideline is available at "
@@ -205,13 +209,26 @@ ISSUE_FIELDS: tuple[str, ...] = (
     "timetracking",
     "worklog",
     "lastViewed",
+    "progress",
+    "aggregateprogress",
+    "workratio",
+    "votes",
+    "watches",
+    "security",
+    "issuerestriction",
     JIRA_STORY_POINTS_FIELD,
     JIRA_SPRINT_FIELD,
+    "customfield_10026",  # CLASSIC_POINTS_FIELD
+    "customfield_10014",  # EPIC_LINK_FIELD
 )
+#: Fields only one deployment has (the rest are served by both).
+_CLOUD_ONLY = frozenset(
+    ("statuscategorychangedate", "security", "issuerestriction", "customfield_10026")
+)
+_DC_ONLY = frozenset(("customfield_10014",))
 _AGILE_EXTRA = ("sprint", "closedSprints", "flagged", "epic")
-#: ``*all`` / ``*navigable``: everything above, the empty classic points field (Cloud) and,
-#: on the Agile API, its extra fields.
-_ALL_FIELDS = frozenset((*ISSUE_FIELDS, "customfield_10026", *_AGILE_EXTRA))
+#: ``*all`` / ``*navigable``: everything served, plus the Agile API's extra fields there.
+_ALL_FIELDS = frozenset((*ISSUE_FIELDS, *_AGILE_EXTRA))
 
 # --- small helpers ----------------------------------------------------------------------
 
@@ -314,11 +331,14 @@ def _body_int(ctx: Ctx, body: dict[str, Any], name: str, default: int) -> int:
 # --- per-organisation index -------------------------------------------------------------
 
 
-def _wl_updated(org: Organisation, w: Worklog) -> datetime:
+def _generated(org: Organisation) -> datetime:
+    return org.changes[0].start if org.changes else org.now
+
+
+def worklog_updated(org: Organisation, w: Worklog) -> datetime:
     """When a worklog was last written: the end of the work it logs (never after the
     organisation was generated; ``advance`` adds no worklogs)."""
-    generated = org.changes[0].start if org.changes else org.now
-    return min(w.started + timedelta(seconds=w.seconds), generated)
+    return min(w.started + timedelta(seconds=w.seconds), _generated(org))
 
 
 class _Index:
@@ -342,6 +362,7 @@ class _Index:
         }
         feed: list[tuple[int, int]] = []
         deleted: list[tuple[int, int]] = []
+        generated_ms = _ms(_generated(org))  # as worklog_updated, in ms (it runs 100k+ times)
         self.worklogs: dict[int, tuple[Item, Worklog]] = {}
         for sc in scopes:
             live = []
@@ -357,7 +378,8 @@ class _Index:
                         self.sprint_items.setdefault(m.sprint_id, []).append(item)
                 for w in item.worklogs:
                     self.worklogs[w.id] = (item, w)
-                    feed.append((_ms(_wl_updated(org, w)), w.id))
+                    done_ms = int(w.started.timestamp()) * 1000 + w.seconds * 1000
+                    feed.append((min(done_ms, generated_ms), w.id))
             live.sort(key=lambda i: (i.updated, i.id))
             self.by_updated[sc.path] = ([_ms(i.updated) for i in live], live)
         feed.sort()
@@ -411,10 +433,14 @@ _OPERATORS = (
     "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', "
     "'IS' and 'IS NOT'."
 )
-_DATE_FIELDS = {"updated": "updated", "updateddate": "updated", "created": "created"}
-_DATE_FIELDS["createddate"] = "created"
-_ORDER_FIELDS = {"updated": "updated", "updateddate": "updated", "created": "created"}
-_ORDER_FIELDS.update(createddate="created", key="key", issuekey="key", id="id")
+#: JQL name (lower case) -> the date it filters on / the sort it means.
+_DATE_FIELDS = {
+    "updated": "updated",
+    "updateddate": "updated",
+    "created": "created",
+    "createddate": "created",
+}
+_ORDER_FIELDS = {**_DATE_FIELDS, "key": "key", "issuekey": "key", "id": "id"}
 #: Real Jira fields the simulator does not filter on (a clear 400 instead of a wrong answer).
 _UNSUPPORTED_FIELDS = frozenset(
     (
@@ -876,6 +902,8 @@ class _Render:
         }
 
     def user(self, person_id: int | None) -> dict[str, Any] | None:
+        """A user as embedded in payloads. Cloud leaves ``emailAddress`` out (profile
+        privacy hides it for almost everyone; ``/myself`` shows one's own); DC sends it."""
         if person_id is None:
             return None
         cached = self._users.get(person_id)
@@ -886,7 +914,6 @@ class _Render:
             out = {
                 "self": f"{self.api}/user?accountId={p.account_id}",
                 "accountId": p.account_id,
-                "emailAddress": p.email,
                 "avatarUrls": self.avatars("user", p.account_id),
                 "displayName": p.name,
                 "active": True,
@@ -928,10 +955,12 @@ class _Render:
             }
         return cached
 
-    def issuetype(self, typ: str) -> dict[str, Any]:
+    def issuetype(self, typ: str, embedded: bool = False) -> dict[str, Any]:
+        """Cloud adds ``untranslatedName`` and ``hierarchyLevel`` (1 epic, 0 standard,
+        -1 sub-task); Server/DC issue types have neither."""
         name, level = JIRA_TYPES[typ]
         tid = _TYPE_IDS[typ]
-        return {
+        out: dict[str, Any] = {
             "self": f"{self.api}/issuetype/{tid}",
             "id": tid,
             "description": _TYPE_TEXT[typ],
@@ -940,8 +969,12 @@ class _Render:
             "name": name,
             "subtask": level == -1,
             "avatarId": 10300 + int(tid) - 10000,
-            "hierarchyLevel": level,
         }
+        if self.cloud:
+            if not embedded:  # not inside parent/subtasks/issuelinks references
+                out["untranslatedName"] = name
+            out["hierarchyLevel"] = level
+        return out
 
     def priority(self, priority: str) -> dict[str, Any]:
         pid, name = JIRA_PRIORITIES[priority]
@@ -964,24 +997,25 @@ class _Render:
         }
 
     def project_ref(self, sc: Scope) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "self": f"{self.api}/project/{sc.native_id}",
             "id": str(sc.native_id),
             "key": sc.path,
             "name": sc.name,
-            "projectTypeKey": "software",
-            "simplified": False,
-            "avatarUrls": self.avatars("project", str(sc.native_id)),
         }
+        if self.cloud:  # team-managed ("simplified") projects are a Cloud thing
+            out.update(projectTypeKey="software", simplified=False)
+        out["avatarUrls"] = self.avatars("project", str(sc.native_id))
+        return out
 
     def project(self, sc: Scope, expand: Iterable[str] = ()) -> dict[str, Any]:
         out = {
             "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
             **self.project_ref(sc),
-            "style": "classic",
-            "isPrivate": False,
-            "properties": {},
+            "projectTypeKey": "software",
         }
+        if self.cloud:
+            out.update(style="classic", isPrivate=False, properties={})
         if "insight" in expand:
             stamps, items = self.idx.by_updated[sc.path]
             out["insight"] = {
@@ -1038,7 +1072,7 @@ class _Render:
                 "summary": item.title,
                 "status": self.status(item.status),
                 "priority": self.priority(item.priority),
-                "issuetype": self.issuetype(item.type),
+                "issuetype": self.issuetype(item.type, embedded=True),
             },
         }
 
@@ -1093,7 +1127,10 @@ class _Render:
         fields: frozenset[str] | None,
         changelog: bool = False,
         agile: bool = False,
+        embed: int | None = None,
     ) -> dict[str, Any]:
+        """An issue with the requested fields; ``changelog`` embeds the newest ``embed``
+        histories on Cloud (default ``CLOUD_ISSUE_CHANGELOG_EMBED``), all of them on DC."""
         if fields is None:
             return {"id": str(item.id)}
         out: dict[str, Any] = {
@@ -1107,21 +1144,25 @@ class _Render:
             "key": item.key,
             "fields": {name: self.field(item, name) for name in self._order(fields, agile)},
         }
+        if not self.cloud and item.type != "subtask":
+            # Server/DC: only sub-tasks have a parent; epics link through "Epic Link"
+            out["fields"].pop("parent", None)
         if changelog:
-            out["changelog"] = self.embedded_changelog(item)
+            limit = CLOUD_ISSUE_CHANGELOG_EMBED if embed is None else embed
+            out["changelog"] = self.embedded_changelog(item, limit)
         return out
 
     def _order(self, fields: frozenset[str], agile: bool) -> list[str]:
         """Requested fields this flavour serves, in a stable order; unknown names are
         left out (as Jira does)."""
-        served = [f for f in ISSUE_FIELDS if f in fields]
-        if self.cloud and CLASSIC_POINTS_FIELD in fields:
-            served.append(CLASSIC_POINTS_FIELD)
+        skip = _DC_ONLY if self.cloud else _CLOUD_ONLY
+        served = [f for f in ISSUE_FIELDS if f in fields and f not in skip]
         if agile:
             served += [f for f in _AGILE_EXTRA if f in fields]
         return served
 
-    def field(self, item: Item, name: str) -> Any:  # noqa: C901 - one branch per field
+    def field(self, item: Item, name: str) -> Any:
+        """One issue field's value in this flavour (one branch per field)."""
         org = self.org
         if name == "summary":
             return item.title
@@ -1161,6 +1202,9 @@ class _Render:
         if name == "parent":
             parent = self.idx.live(org, item.parent_id) if item.parent_id is not None else None
             return self.issue_ref(parent) if parent is not None else None
+        if name == EPIC_LINK_FIELD:
+            parent = self.idx.live(org, item.parent_id) if item.parent_id is not None else None
+            return parent.key if parent is not None and parent.type == "epic" else None
         if name == "subtasks":
             return [self.issue_ref(c) for c in self.idx.children.get(item.id, ())]
         if name == "issuelinks":
@@ -1180,6 +1224,31 @@ class _Render:
             family = (item, *self.idx.children.get(item.id, ()))
             values = [v for v in (self._tracking(i)[pos] for i in family) if v is not None]
             return sum(values) if values else None
+        if name in ("progress", "aggregateprogress"):
+            family = [item]
+            if name == "aggregateprogress":
+                family += self.idx.children.get(item.id, [])
+            done = sum(self._tracking(i)[2] or 0 for i in family)
+            left = sum(self._tracking(i)[1] or 0 for i in family)
+            out_p: dict[str, Any] = {"progress": done, "total": done + left}
+            if done + left:
+                out_p["percent"] = done * 100 // (done + left)
+            return out_p
+        if name == "workratio":
+            orig, _, spent = self._tracking(item)
+            return (spent or 0) * 100 // orig if orig else -1
+        if name == "votes":
+            return {"self": f"{self.api}/issue/{item.key}/votes", "votes": 0, "hasVoted": False}
+        if name == "watches":
+            return {
+                "self": f"{self.api}/issue/{item.key}/watchers",
+                "watchCount": 1,
+                "isWatching": False,
+            }
+        if name == "security":
+            return None
+        if name == "issuerestriction":
+            return {"issuerestrictions": {}, "shouldDisplay": False}
         if name == "timetracking":
             orig, remaining, spent = self._tracking(item)
             out: dict[str, Any] = {}
@@ -1277,7 +1346,7 @@ class _Render:
         return out
 
     def worklog(self, item: Item, w: Worklog) -> dict[str, Any]:
-        when = jira_time(_wl_updated(self.org, w))
+        when = jira_time(worklog_updated(self.org, w))
         text = f"Worked on {item.key}"
         return {
             "self": f"{self.api}/issue/{item.id}/worklog/{w.id}",
@@ -1304,19 +1373,20 @@ class _Render:
                 "created": jira_time(at),
                 "items": entries,
             }
-            for n, (at, author, entries) in enumerate(_change_events(self.org, item, self.cloud))
+            for n, (at, author, entries) in enumerate(change_events(self.org, item, self.cloud))
         ]
 
-    def embedded_changelog(self, item: Item) -> dict[str, Any]:
+    def embedded_changelog(self, item: Item, limit: int) -> dict[str, Any]:
         hs = self.histories(item)
-        shown = hs[::-1][:CLOUD_CHANGELOG_EMBED] if self.cloud else hs
+        shown = hs[::-1][:limit] if self.cloud else hs
         return {"startAt": 0, "maxResults": len(shown), "total": len(hs), "histories": shown}
 
 
-def _change_events(
+def change_events(
     org: Organisation, item: Item, cloud: bool
 ) -> list[tuple[datetime, int, list[dict[str, Any]]]]:
-    """(instant, author person id, changelog items) in time order."""
+    """An issue's changelog as (instant, author person id, changelog items), oldest
+    first: what every changelog endpoint renders (``cloud`` names the points field)."""
     events: dict[datetime, list[dict[str, Any]]] = {}
     author = item.assignee if item.assignee is not None else item.reporter
     hist = item.status_history
@@ -1440,13 +1510,23 @@ def _field_list(ctx: Ctx) -> list[dict[str, Any]]:
         ("timetracking", "Time tracking", {"type": "timetracking"}, True),
         ("worklog", "Log Work", {"type": "array", "items": "worklog"}, True),
         ("lastViewed", "Last Viewed", {"type": "datetime"}, False),
+        ("progress", "Progress", {"type": "progress"}, False),
+        ("aggregateprogress", "Σ Progress", {"type": "progress"}, False),
+        ("workratio", "Work Ratio", {"type": "number"}, False),
+        ("votes", "Votes", {"type": "votes"}, False),
+        ("watches", "Watchers", {"type": "watches"}, False),
+        ("security", "Security Level", {"type": "securitylevel"}, True),
+        ("issuerestriction", "Restrict to", {"type": "issuerestriction"}, True),
     ]
+    skip = _DC_ONLY if cloud else _CLOUD_ONLY
     out: list[dict[str, Any]] = []
     for fid, name, schema, orderable in system:
+        if fid in skip:
+            continue
         out.append(
             {
                 "id": fid,
-                "key": fid,
+                **({"key": fid} if cloud else {}),  # Server/DC field entries have no key
                 "name": name,
                 "custom": False,
                 "orderable": orderable,
@@ -1459,7 +1539,7 @@ def _field_list(ctx: Ctx) -> list[dict[str, Any]]:
     out.append(
         {
             "id": "issuekey",
-            "key": "issuekey",
+            **({"key": "issuekey"} if cloud else {}),
             "name": "Key",
             "custom": False,
             "orderable": False,
@@ -1492,19 +1572,25 @@ def _field_list(ctx: Ctx) -> list[dict[str, Any]]:
             ),
         ]
     else:
-        customs.append(
+        customs += [
             (
                 JIRA_STORY_POINTS_FIELD,
                 "Story Points",
                 "com.atlassian.jira.plugin.system.customfieldtypes:float",
                 {"type": "number"},
-            )
-        )
+            ),
+            (
+                EPIC_LINK_FIELD,
+                "Epic Link",
+                "com.pyxis.greenhopper.jira:gh-epic-link",
+                {"type": "any"},
+            ),
+        ]
     for fid, name, custom, schema in customs:
         num = int(fid.rsplit("_", 1)[1])
         entry: dict[str, Any] = {
             "id": fid,
-            "key": fid,
+            **({"key": fid} if cloud else {}),
             "name": name,
             "custom": True,
             "orderable": True,
@@ -1573,9 +1659,11 @@ def _search_args(ctx: Ctx) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise _bad_request(ctx, "Invalid request payload. Refer to the REST API documentation.")
         fields = body.get("fields")
+        if isinstance(fields, str):
+            fields = [fields]
         return {
             "jql": body.get("jql"),
-            "fields": [str(f) for f in fields] if isinstance(fields, list) else fields,
+            "fields": [str(f) for f in fields] if isinstance(fields, list) else None,
             "expand": _expand_list(body.get("expand")),
             "maxResults": body.get("maxResults"),
             "nextPageToken": body.get("nextPageToken"),
@@ -1608,12 +1696,15 @@ def _as_int(ctx: Ctx, value: Any, name: str, default: int) -> int:
 
 CLOUD_VERSIONS = ("3", "2")
 DC_VERSIONS = ("2", "latest")
+_Handler = Callable[[Ctx], Any]
 
 
-def _platform(router: Router, method: str, path: str, cloud: bool = True, dc: bool = True):
+def _platform(
+    router: Router, method: str, path: str, cloud: bool = True, dc: bool = True
+) -> Callable[[_Handler], _Handler]:
     """Register one handler on the platform API of Cloud (v3, v2) and/or DC (v2, latest)."""
 
-    def deco(handler: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
+    def deco(handler: _Handler) -> _Handler:
         if cloud:
             for v in CLOUD_VERSIONS:
                 router.route(JIRA, method, f"/rest/api/{v}{path}")(handler)
@@ -1625,7 +1716,7 @@ def _platform(router: Router, method: str, path: str, cloud: bool = True, dc: bo
     return deco
 
 
-def _agile(router: Router, path: str) -> Callable[[Callable[[Ctx], Any]], Callable[[Ctx], Any]]:
+def _agile(router: Router, path: str) -> Callable[[_Handler], _Handler]:
     return router.get((JIRA, JIRA_DC), f"/rest/agile/1.0{path}")
 
 
@@ -1644,6 +1735,7 @@ def _register_platform(router: Router) -> None:
         person = ctx.user
         r = _Render(ctx)
         body: dict[str, Any] = dict(r.user(person.id) or {})
+        body["emailAddress"] = person.email
         body.update(
             locale="en_GB",
             groups={"size": 1, "items": []},
@@ -1659,7 +1751,13 @@ def _register_platform(router: Router) -> None:
     @_platform(router, "GET", "/status")
     def statuses(ctx: Ctx) -> list[dict[str, Any]]:
         r = _Render(ctx)
-        return [r.status(s) for s in JIRA_STATUSES]
+        out = []
+        for st in JIRA_STATUSES:
+            entry = dict(r.status(st))
+            if r.cloud:  # the catalogue has it; statuses embedded in issues do not
+                entry["untranslatedName"] = entry["name"]
+            out.append(entry)
+        return out
 
     @_platform(router, "GET", "/issueLinkType")
     def link_types(ctx: Ctx) -> dict[str, Any]:
@@ -1794,7 +1892,10 @@ def _register_search(router: Router) -> None:
             start = bisect.bisect_right(keys, tuple(state.get("k") or ()))
         chunk = items[start : start + size]
         r = _Render(ctx)
-        body: dict[str, Any] = {"issues": [r.issue(i, fields, changelog) for i in chunk]}
+        embed = CLOUD_CHANGELOG_EMBED
+        body: dict[str, Any] = {
+            "issues": [r.issue(i, fields, changelog, embed=embed) for i in chunk]
+        }
         end = start + len(chunk)
         if end < len(items):
             body["nextPageToken"] = _encode_token({"q": _query_tag(query), "k": keys[end - 1]})

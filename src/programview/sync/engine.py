@@ -74,9 +74,6 @@ QUARANTINE_ERRORS: tuple[type[BaseException], ...] = (
 #: ``sync_state.stream`` value that remembers when a scope's deletions were last reconciled.
 RECONCILE_STATE = "__reconcile__"
 
-#: Hash lookups per query; pages are at most a few thousand records, so this is one query.
-LOOKUP_CHUNK = 5000
-
 
 @dataclass
 class RunResult:
@@ -149,7 +146,6 @@ class PageWriter:
         self.store_cursor = store_cursor
         #: The cursor as last committed (JSON text), so an unchanged cursor is not rewritten.
         self.cursor_text = cursor_text
-        self._raw = db.table("raw_payloads")
 
     def write(self, page: Page) -> PageResult:
         result = PageResult()
@@ -221,8 +217,9 @@ class PageWriter:
         if not (raw_rows or quarantine or cursor_moved):
             return result  # nothing changed: not even a transaction
 
-        # 4. One transaction: deletes, upserts, raw payloads, quarantine, cursor.
-        with db.transaction(self.engine) as conn:
+        # 4. One transaction: deletes, upserts, raw payloads, quarantine, cursor. Not durable:
+        # a page lost to a database crash takes its cursor with it and is fetched again.
+        with db.transaction(self.engine, durable=False) as conn:
             _apply_deletes(conn, deletes)
             for table_name, rows in upserts.items():
                 db.upsert(conn, table_name, rows)
@@ -249,21 +246,15 @@ class PageWriter:
         return result
 
     def _known_hashes(self, ids: list[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        t = self._raw
-        found: dict[str, str] = {}
         with self.engine.connect() as conn:
-            for i in range(0, len(ids), LOOKUP_CHUNK):
-                rows = conn.execute(
-                    sa.select(t.c.native_id, t.c.hash).where(
-                        t.c.source_name == self.source,
-                        t.c.stream == self.stream.name,
-                        t.c.native_id.in_(ids[i : i + LOOKUP_CHUNK]),
-                    )
-                )
-                found.update({r.native_id: r.hash for r in rows})
-        return found
+            return db.lookup(
+                conn,
+                "raw_payloads",
+                {"source_name": self.source, "stream": self.stream.name},
+                "native_id",
+                ids,
+                "hash",
+            )
 
     def _quarantine_row(
         self, native_id: str | None, error: str, raw: Any, now: datetime

@@ -1,5 +1,5 @@
 """Sprint metrics: commitment, scope change and completion of every sprint, from membership
-history (``sprint_items.added_at/removed_at``) and estimate history, in one SQL statement.
+history (``sprint_items.added_at/removed_at``) and estimate history.
 
 Definitions (docs/metrics.md, "Sprints"):
 
@@ -15,114 +15,154 @@ Definitions (docs/metrics.md, "Sprints"):
 * unestimated_items: in the sprint at close with no estimate then.
 
 Unset estimates are NULL and count as 0 points in the sums.
+
+One pass over ``sprint_items`` (in sprint order, so grouping needs no sort), joined to its
+sprint and item; the estimate history is only consulted for the few items that have one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import sqlalchemy as sa
 
-from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, execute, points_at
+from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
+from programview.warehouse.db import table
+
+# A membership's flags (0/1), from the sprint's start (ref_start) and close (close_at).
+_IN_AT_START = (
+    "CASE WHEN (si.added_at IS NULL OR si.added_at <= s.ref_start) "
+    "AND (si.removed_at IS NULL OR si.removed_at > s.ref_start) THEN 1 ELSE 0 END"
+)
+_ADDED = "CASE WHEN si.added_at > s.ref_start AND si.added_at <= s.close_at THEN 1 ELSE 0 END"
+_REMOVED = (
+    "CASE WHEN si.removed_at > s.ref_start AND si.removed_at <= s.close_at THEN 1 ELSE 0 END"
+)
+_IN_AT_CLOSE = (
+    "CASE WHEN (si.added_at IS NULL OR si.added_at <= s.close_at) "
+    "AND (si.removed_at IS NULL OR si.removed_at > s.close_at) THEN 1 ELSE 0 END"
+)
+_COMPLETED = (
+    "CASE WHEN s.closes = 1 AND wi.status_category = 'done' AND NOT wi.not_delivered "
+    "AND (wi.resolved_at IS NULL OR wi.resolved_at <= s.close_at) "
+    "AND (si.added_at IS NULL OR si.added_at <= s.close_at) "
+    "AND (si.removed_at IS NULL OR si.removed_at > s.close_at) THEN 1 ELSE 0 END"
+)
 
 
 def _points(at: str) -> str:
-    rebuilt = points_at("f.work_item_id", at)
-    return f"CASE WHEN f.has_changes = 0 THEN f.story_points ELSE {rebuilt} END"
+    """The item's estimate at ``at``: its current points unless it has estimate history."""
+    return (
+        f"CASE WHEN ch.work_item_id IS NULL THEN wi.story_points "
+        f"ELSE {points_at('si.work_item_id', at)} END"
+    )
 
 
 def refresh_sprint_metrics(ctx: Ctx) -> int:
     """Recompute ``sprint_metrics`` for every sprint. Returns the number of sprints."""
+    rows = fetch(
+        ctx.conn,
+        f"""
+WITH s AS (
+  SELECT id, state,
+         COALESCE(start_at, :as_of) AS ref_start,
+         CASE WHEN state = 'closed' THEN COALESCE(completed_at, end_at, :as_of)
+              WHEN state = 'active' THEN :as_of
+              ELSE COALESCE(start_at, :as_of) END AS close_at,
+         CASE WHEN state IN ('closed', 'active') THEN 1 ELSE 0 END AS closes
+  FROM sprints
+),
+ch AS (SELECT DISTINCT work_item_id FROM estimate_changes)
+SELECT si.sprint_id,
+  SUM({_IN_AT_START}) AS committed_items,
+  COALESCE(SUM(CASE WHEN {_IN_AT_START} = 1 THEN {_points("s.ref_start")} END), 0)
+    AS committed_points,
+  SUM({_ADDED}) AS added_items,
+  COALESCE(SUM(CASE WHEN {_ADDED} = 1 THEN {_points("s.close_at")} END), 0) AS added_points,
+  SUM({_REMOVED}) AS removed_items,
+  COALESCE(SUM(CASE WHEN {_REMOVED} = 1 THEN {_points("si.removed_at")} END), 0)
+    AS removed_points,
+  SUM({_COMPLETED}) AS completed_items,
+  COALESCE(SUM(CASE WHEN {_COMPLETED} = 1 THEN {_points("s.close_at")} END), 0)
+    AS completed_points,
+  SUM(CASE WHEN {_IN_AT_CLOSE} = 1 AND {_points("s.close_at")} IS NULL THEN 1 ELSE 0 END)
+    AS unestimated_items
+FROM sprint_items si
+JOIN s ON s.id = si.sprint_id
+JOIN work_items wi ON wi.id = si.work_item_id
+LEFT JOIN ch ON ch.work_item_id = si.work_item_id
+WHERE NOT wi.is_deleted
+GROUP BY si.sprint_id
+""",
+        {"as_of": ctx.as_of},
+    )
+    figures = {r.sprint_id: r._mapping for r in rows}
+    sprints = fetch(
+        ctx.conn,
+        f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT s.id, s.state, sp.project_key,
+       CASE WHEN s.state = 'closed' THEN COALESCE(s.completed_at, s.end_at, :as_of)
+            WHEN s.state = 'active' THEN :as_of END AS close_at
+FROM sprints s
+LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
+""",
+        {"as_of": ctx.as_of},
+        {"close_at": sa.DateTime()},
+    )
+    voted = _project_by_items(ctx, [s.id for s in sprints if s.project_key is None])
+    zero = dict.fromkeys(
+        (
+            "committed_points",
+            "added_points",
+            "removed_points",
+            "completed_points",
+            "committed_items",
+            "added_items",
+            "removed_items",
+            "completed_items",
+            "unestimated_items",
+        ),
+        0,
+    )
+    out: list[dict[str, Any]] = []
+    for s in sprints:
+        got = figures.get(s.id)
+        values = {k: (got[k] if got is not None else v) for k, v in zero.items()}
+        out.append(
+            {
+                "sprint_id": s.id,
+                "project_key": s.project_key or voted.get(s.id),
+                "close_at": s.close_at,
+                "computed_at": ctx.as_of,
+                **values,
+            }
+        )
+    tbl = table("sprint_metrics")
+    ctx.conn.execute(tbl.delete())
+    if out:
+        ctx.conn.execute(tbl.insert(), out)
+    return len(out)
+
+
+def _project_by_items(ctx: Ctx, sprint_ids: list[str]) -> dict[str, str]:
+    """A board's sprint may have no scope of its own: it belongs to the project most of its
+    items belong to (ties: the smaller key)."""
+    votes: dict[str, Counter[str]] = {}
     sql = f"""
-WITH {SCOPE_PROJECT_CTE},
-sp_scoped AS (
-  SELECT s.id AS sprint_id, sp.project_key
-  FROM sprints s JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
-),
--- A board's sprint may have no scope of its own: it belongs to the project most of its
--- items belong to (ties: the smaller key).
-sp_voted AS (
-  SELECT sprint_id, project_key FROM (
-    SELECT si.sprint_id, sp.project_key,
-           ROW_NUMBER() OVER (PARTITION BY si.sprint_id
-                              ORDER BY COUNT(*) DESC, sp.project_key) AS rn
-    FROM sprint_items si
-    JOIN work_items wi ON wi.id = si.work_item_id
-    JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-    WHERE si.sprint_id NOT IN (SELECT sprint_id FROM sp_scoped)
-    GROUP BY si.sprint_id, sp.project_key
-  ) ranked WHERE rn = 1
-),
-s AS (
-  SELECT s.id, s.state,
-         COALESCE(s.start_at, :as_of) AS ref_start,
-         CASE WHEN s.state = 'closed' THEN COALESCE(s.completed_at, s.end_at, :as_of)
-              WHEN s.state = 'active' THEN :as_of
-              ELSE COALESCE(s.start_at, :as_of) END AS close_at
-  FROM sprints s
-),
-f AS (
-  SELECT si.sprint_id, si.work_item_id, si.removed_at, s.ref_start, s.close_at,
-         wi.story_points,
-         CASE WHEN ch.work_item_id IS NULL THEN 0 ELSE 1 END AS has_changes,
-         CASE WHEN (si.added_at IS NULL OR si.added_at <= s.ref_start)
-                   AND (si.removed_at IS NULL OR si.removed_at > s.ref_start)
-              THEN 1 ELSE 0 END AS is_committed,
-         CASE WHEN si.added_at > s.ref_start AND si.added_at <= s.close_at
-              THEN 1 ELSE 0 END AS is_added,
-         CASE WHEN si.removed_at > s.ref_start AND si.removed_at <= s.close_at
-              THEN 1 ELSE 0 END AS is_removed,
-         CASE WHEN (si.added_at IS NULL OR si.added_at <= s.close_at)
-                   AND (si.removed_at IS NULL OR si.removed_at > s.close_at)
-              THEN 1 ELSE 0 END AS in_at_close,
-         CASE WHEN s.state IN ('closed', 'active') AND wi.status_category = 'done'
-                   AND NOT wi.not_delivered
-                   AND (wi.resolved_at IS NULL OR wi.resolved_at <= s.close_at)
-              THEN 1 ELSE 0 END AS done_at_close
-  FROM sprint_items si
-  JOIN s ON s.id = si.sprint_id
-  JOIN work_items wi ON wi.id = si.work_item_id AND NOT wi.is_deleted
-  LEFT JOIN (SELECT DISTINCT work_item_id FROM estimate_changes) ch
-         ON ch.work_item_id = si.work_item_id
-),
-p AS (
-  SELECT f.sprint_id, f.is_committed, f.is_added, f.is_removed, f.in_at_close,
-         f.in_at_close * f.done_at_close AS is_completed,
-         CASE WHEN f.is_committed = 1 THEN {_points("f.ref_start")} END AS points_start,
-         CASE WHEN f.in_at_close = 1 OR f.is_added = 1 THEN {_points("f.close_at")} END
-           AS points_close,
-         CASE WHEN f.is_removed = 1 THEN {_points("f.removed_at")} END AS points_removed
-  FROM f
-),
-agg AS (
-  SELECT sprint_id,
-         COALESCE(SUM(CASE WHEN is_committed = 1 THEN points_start END), 0) AS committed_points,
-         COALESCE(SUM(CASE WHEN is_added = 1 THEN points_close END), 0) AS added_points,
-         COALESCE(SUM(CASE WHEN is_removed = 1 THEN points_removed END), 0) AS removed_points,
-         COALESCE(SUM(CASE WHEN is_completed = 1 THEN points_close END), 0)
-           AS completed_points,
-         SUM(is_committed) AS committed_items,
-         SUM(is_added) AS added_items,
-         SUM(is_removed) AS removed_items,
-         SUM(is_completed) AS completed_items,
-         SUM(CASE WHEN in_at_close = 1 AND points_close IS NULL THEN 1 ELSE 0 END)
-           AS unestimated_items
-  FROM p GROUP BY sprint_id
-)
-INSERT INTO sprint_metrics (sprint_id, project_key, close_at, committed_points, added_points,
-    removed_points, completed_points, committed_items, added_items, removed_items,
-    completed_items, unestimated_items, computed_at)
-SELECT s.id, COALESCE(sc.project_key, sv.project_key),
-       CASE WHEN s.state IN ('closed', 'active') THEN s.close_at END,
-       COALESCE(a.committed_points, 0), COALESCE(a.added_points, 0),
-       COALESCE(a.removed_points, 0), COALESCE(a.completed_points, 0),
-       COALESCE(a.committed_items, 0), COALESCE(a.added_items, 0),
-       COALESCE(a.removed_items, 0), COALESCE(a.completed_items, 0),
-       COALESCE(a.unestimated_items, 0), :as_of
-FROM s
-LEFT JOIN agg a ON a.sprint_id = s.id
-LEFT JOIN sp_scoped sc ON sc.sprint_id = s.id
-LEFT JOIN sp_voted sv ON sv.sprint_id = s.id
+WITH {SCOPE_PROJECT_CTE}
+SELECT si.sprint_id, sp.project_key, COUNT(*) AS n
+FROM sprint_items si
+JOIN work_items wi ON wi.id = si.work_item_id
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE si.sprint_id IN :ids
+GROUP BY si.sprint_id, sp.project_key
 """
-    execute(ctx.conn, "DELETE FROM sprint_metrics")
-    execute(ctx.conn, sql, {"as_of": ctx.as_of})
-    # counted, not rowcount: SQLite reports -1 for a statement that starts with WITH
-    return int(ctx.conn.execute(sa.text("SELECT count(*) FROM sprint_metrics")).scalar_one())
+    for i in range(0, len(sprint_ids), 500):
+        for sprint_id, project, n in fetch(ctx.conn, sql, {"ids": sprint_ids[i : i + 500]}):
+            votes.setdefault(sprint_id, Counter())[project] = n
+    return {
+        sprint_id: min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        for sprint_id, counter in votes.items()
+    }
