@@ -64,9 +64,9 @@ def transforms(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     calls: list[Any] = []
     real = programview.transform.run_transform
 
-    def spy(engine: Any, config: Config) -> None:
+    def spy(engine: Any, config: Config, as_of: Any = None) -> None:
         calls.append((str(engine.url), config))
-        real(engine, config)
+        real(engine, config, as_of=as_of)
 
     monkeypatch.setattr(programview.transform, "run_transform", spy)
     return calls
@@ -170,7 +170,7 @@ def test_a_failing_transform_fails_the_run_and_says_so(
 ) -> None:
     caplog.set_level(logging.INFO, logger="programview")
 
-    def broken(engine: Any, config: Config) -> None:
+    def broken(engine: Any, config: Config, as_of: Any = None) -> None:
         raise SchemaOutdated("the warehouse is at revision 0001, this programview needs 0002")
 
     monkeypatch.setattr(programview.transform, "run_transform", broken)
@@ -178,7 +178,8 @@ def test_a_failing_transform_fails_the_run_and_says_so(
 
     assert (result.status, result.records) == ("failed", 5)
     assert result.error == (
-        "transform: the warehouse is at revision 0001, this programview needs 0002"
+        "transform and alert webhook: the warehouse is at revision 0001, this programview "
+        "needs 0002"
     )
 
 

@@ -150,6 +150,7 @@ def assert_matches_ground_truth(engine: sa.Engine, org: Organisation) -> None:
     members = {
         (r.sprint_id, r.work_item_id): (r.added_at, r.removed_at)
         for r in rows(engine, "sprint_items")
+        if r.work_item_id in by_id  # a deleted item keeps its history, flagged on the item
     }
     expected_m: dict[tuple[str, str], tuple[datetime | None, datetime | None]] = {}
     for rid, item in by_id.items():
@@ -173,7 +174,11 @@ def assert_matches_ground_truth(engine: sa.Engine, org: Organisation) -> None:
         shown = rel.released_at.date() if rel.released_at else rel.due  # Jira rewrites it
         assert (row.name, row.scope, row.due_date) == (rel.name, rel.scope_path, shown)
         assert bool(row.released) == (rel.released_at is not None)
-    fix = {(r.work_item_id, r.release_id) for r in rows(engine, "work_item_releases")}
+    fix = {
+        (r.work_item_id, r.release_id)
+        for r in rows(engine, "work_item_releases")
+        if r.work_item_id in by_id
+    }
     assert fix == {
         (rid, f"{SOURCE}:{org.releases[i.release_id].native_id}")
         for rid, i in by_id.items()
@@ -181,6 +186,7 @@ def assert_matches_ground_truth(engine: sa.Engine, org: Organisation) -> None:
     }
 
     # Links (one direction, whichever end carried them) and parents.
+    deleted_keys = {r.item_key for r in rows(engine, "work_items") if r.is_deleted}
     deps = {(r.blocked_key, r.blocking_key, r.link_kind) for r in rows(engine, "dependencies")}
     expected_d: set[tuple[str, str, str]] = set()
     for item in items:
@@ -257,11 +263,11 @@ def test_incremental_sync_after_advance_reads_only_changed_issues(
         if r.released_at is None
     }
 
-    changes = org.advance(3)
+    changes = org.advance(7)
     jira_ids = {i.id for i in jira_items(org)}
     changed = {i for i in changes.changed if i in jira_ids}  # live Jira issues changed
     deleted = [i for i in changes.deleted if org.items[i].scope.system == "jira"]
-    assert changed, "the simulated days changed no Jira issue"
+    assert changed and deleted, "the simulated week changed or deleted no Jira issue"
 
     sim.requests.clear()
     run = sync(config)

@@ -272,7 +272,7 @@ LEFT JOIN projects p ON p.key = sp.project_key
 WHERE NOT wi.is_deleted"""
 
     v_sprints = f"""SELECT s.id AS sprint_id, src.kind AS source_kind, s.source_name,
-       COALESCE(m.project_key, sp.project_key) AS project_key, p.program_key,
+       COALESCE(sp.project_key, m.project_key) AS project_key, p.program_key,
        s.name AS sprint_name, s.state, s.start_at, s.end_at, s.completed_at, s.goal,
        m.committed_points, m.added_points, m.removed_points, m.completed_points,
        m.committed_items, m.added_items, m.removed_items, m.completed_items,
@@ -281,10 +281,10 @@ FROM sprints s
 LEFT JOIN sprint_metrics m ON m.sprint_id = s.id
 LEFT JOIN sources src ON src.name = s.source_name
 LEFT JOIN {_SCOPE_PROJECT} sp ON sp.source_name = s.source_name AND sp.scope = s.scope
-LEFT JOIN projects p ON p.key = COALESCE(m.project_key, sp.project_key)"""
+LEFT JOIN projects p ON p.key = COALESCE(sp.project_key, m.project_key)"""
 
     v_releases = f"""SELECT r.id AS release_id, src.kind AS source_kind, r.source_name,
-       COALESCE(m.project_key, sp.project_key) AS project_key, p.program_key,
+       sp.project_key, p.program_key,
        r.name AS release_name, r.kind,
        COALESCE(m.planned_date, r.planned_date, r.due_date) AS due_date,
        r.due_date AS current_due_date, r.start_date,
@@ -297,7 +297,7 @@ FROM releases r
 LEFT JOIN release_metrics m ON m.release_id = r.id
 LEFT JOIN sources src ON src.name = r.source_name
 LEFT JOIN {_SCOPE_PROJECT} sp ON sp.source_name = r.source_name AND sp.scope = r.scope
-LEFT JOIN projects p ON p.key = COALESCE(m.project_key, sp.project_key)"""
+LEFT JOIN projects p ON p.key = sp.project_key"""
 
     v_dependencies = f"""SELECT DISTINCT x.blocked_item_key, x.blocked_project_key,
        x.blocking_item_key, x.blocking_project_key, x.link_kind,

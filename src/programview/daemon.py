@@ -76,9 +76,8 @@ def run_cycle(
     (sources down, warehouse fine): time-based metrics and alerts still move on. It is
     skipped when the sync raised, which means the warehouse itself is unusable.
     """
-    from programview.alerts_webhook import deliver_alert_events
+    from programview.pipeline import refresh
     from programview.progress import Progress
-    from programview.transform import run_transform
 
     started = clock()
     error: str | None = None
@@ -87,14 +86,8 @@ def run_cycle(
     try:
         # A silent Progress: this function logs the run's single line itself.
         result = (sync_fn or _engine_sync)(config, progress=Progress())
-        engine = db.create_engine(config.warehouse.url)
-        try:
-            stage = "transform"
-            run_transform(engine, config)
-            stage = "alert webhook"
-            deliver_alert_events(engine, config)
-        finally:
-            engine.dispose()
+        stage = "transform and alert webhook"
+        refresh(config)
     except ProgramviewError as exc:
         error = f"{stage}: {exc}"
     except Exception as exc:  # a bug: keep the daemon alive, keep the traceback in the log

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import click
 
-from programview.cli._common import main_group
-
 # Importing a module registers its commands on ``main_group``.
 from programview.cli import (  # noqa: F401,E402  (registration side effects)
     config_cmd,
@@ -23,6 +21,7 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     sync,
     transform,
 )
+from programview.cli._common import main_group
 
 main = main_group
 

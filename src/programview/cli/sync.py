@@ -50,15 +50,11 @@ def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
             f"quarantine table (run_id = {result.run_id})",
             err=True,
         )
-    if result.wrote:
-        from programview.transform import run_transform
-        from programview.warehouse import db
+    # Always, even when nothing changed: time-based alerts (stalled blockers, items due soon)
+    # move on with the clock.
+    from programview.pipeline import refresh
 
-        engine = db.create_engine(config.warehouse.url)
-        try:
-            run_transform(engine, config)
-        finally:
-            engine.dispose()
+    refresh(config)
     sys.exit(EXIT_CODES[result.status])
 
 

@@ -277,7 +277,7 @@ def _validate(mapped: Sequence[Any]) -> None:
         if not isinstance(item, Record | Replace):
             raise MappingError(f"map() returned {type(item).__name__}, not Record or Replace")
         try:
-            columns = db.table(item.table).c
+            columns = db.column_names(item.table)
         except Exception as exc:
             raise MappingError(str(exc)) from None
         fields = item.values if isinstance(item, Record) else item.where

@@ -13,9 +13,10 @@ Two things differ between the databases and matter here:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -67,10 +68,20 @@ class Ctx:
     config: Config
     as_of: datetime
     sql: Sql
+    #: Recompute every sprint and release, not only the open and recently closed ones.
+    full: bool = False
 
     @property
     def as_of_date(self) -> date:
         return self.as_of.date()
+
+    @property
+    def refresh_from(self) -> datetime:
+        """Sprints closed and releases shipped before this keep their stored figures."""
+        return self.as_of - timedelta(days=self.config.metrics.refresh_days)
+
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def _type_of(value: Any) -> sa.types.TypeEngine[Any] | None:
@@ -92,8 +103,11 @@ def stmt(
     params: Mapping[str, Any] | None = None,
     columns: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
 ) -> sa.TextClause:
-    """``text(sql)`` with every parameter bound with its type, and typed result columns."""
+    """``text(sql)`` with every parameter it uses bound with its type, and typed result
+    columns. Parameters the statement does not mention are ignored, so queries can share
+    one parameter dict."""
     clause = sa.text(sql)
+    used = set(_PARAM.findall(sql))
     if params:
         clause = clause.bindparams(
             *(
@@ -101,6 +115,7 @@ def stmt(
                 if isinstance(value, (list, tuple))
                 else sa.bindparam(name, value, type_=_type_of(value))
                 for name, value in params.items()
+                if name in used
             )
         )
     if columns:

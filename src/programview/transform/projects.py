@@ -59,75 +59,124 @@ def _velocity_windows(ctx: Ctx) -> list[tuple[datetime, datetime]]:
     return [(ctx.as_of - (k + 1) * width, ctx.as_of - k * width) for k in range(count)]
 
 
-def _item_aggregates(ctx: Ctx) -> dict[str, Any]:
-    """Every per-project count and point sum over work_items, in one pass."""
+def _scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
+    """(source, scope) -> project key (a scope configured twice: the smaller key wins)."""
+    rows = fetch(
+        ctx.conn,
+        "SELECT source_name, scope, MIN(project_key) FROM project_scopes "
+        "GROUP BY source_name, scope",
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+#: "open at {t}": created by then and not done by then (done without a date: done).
+_OPEN_AT = (
+    "(wi.created_at IS NULL OR wi.created_at <= {t}) AND NOT (wi.status_category = 'done' "
+    "AND (wi.resolved_at IS NULL OR wi.resolved_at <= {t}))"
+)
+_LIVE = "NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)"
+_DELIVERED = "wi.status_category = 'done' AND NOT wi.not_delivered AND wi.type_category <> 'epic'"
+
+
+def _item_aggregates(ctx: Ctx) -> dict[str, dict[str, float]]:
+    """Every per-project count and point sum over work_items.
+
+    Three queries, each grouped by (source, scope) and mapped to projects here: one pass over
+    all live items for the all-time figures (grouped in the order of the source/scope index,
+    so without a sort), and two index range scans for what only recent items affect (items
+    resolved / created inside the longest window).
+    """
     m = ctx.config.metrics
     days = timedelta(days=1)
+    t_thru = ctx.as_of - 7 * m.throughput_weeks * days
+    t_defect = ctx.as_of - m.defect_window_days * days
+    t_scope = ctx.as_of - m.scope_change_days * days
+    t_trend = ctx.as_of - m.bug_trend_days * days
+    windows = _velocity_windows(ctx)
     params: dict[str, Any] = {
         "as_of": ctx.as_of,
-        "t_thru": ctx.as_of - 7 * m.throughput_weeks * days,
-        "t_defect": ctx.as_of - m.defect_window_days * days,
-        "t_scope": ctx.as_of - m.scope_change_days * days,
-        "t_trend": ctx.as_of - m.bug_trend_days * days,
+        "t_thru": t_thru,
+        "t_defect": t_defect,
+        "t_scope": t_scope,
+        "t_trend": t_trend,
     }
-    windows = []
-    for k, (start, end) in enumerate(_velocity_windows(ctx)):
+    vw_sql = []
+    for k, (start, end) in enumerate(windows):
         params[f"vw{k}_start"], params[f"vw{k}_end"] = start, end
-        windows.append(
-            f"COALESCE(SUM(CASE WHEN delivered = 1 AND resolved_at > :vw{k}_start "
-            f"AND resolved_at <= :vw{k}_end THEN story_points END), 0) AS vw{k}"
+        vw_sql.append(
+            f"COALESCE(SUM(CASE WHEN wi.resolved_at > :vw{k}_start "
+            f"AND wi.resolved_at <= :vw{k}_end THEN wi.story_points END), 0) AS vw{k}"
         )
-    open_at = (
-        "(created_at IS NULL OR created_at <= {t}) AND NOT (status_category = 'done' "
-        "AND (resolved_at IS NULL OR resolved_at <= {t}))"
-    )
-    base_points = (
-        f"CASE WHEN has_changes = 0 THEN story_points ELSE {points_at('w.id', ':t_scope')} END"
-    )
-    sql = f"""
-WITH {SCOPE_PROJECT_CTE},
-w AS (
-  SELECT sp.project_key, wi.id, wi.type_category, wi.status_category, wi.story_points,
-         wi.created_at, wi.resolved_at,
-         CASE WHEN ch.work_item_id IS NULL THEN 0 ELSE 1 END AS has_changes,
-         CASE WHEN wi.type_category <> 'epic' THEN 1 ELSE 0 END AS countable,
-         CASE WHEN wi.status_category = 'done'
-                   AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
-              THEN 1 ELSE 0 END AS is_done,
-         CASE WHEN wi.status_category = 'done' AND NOT wi.not_delivered
-                   AND wi.type_category <> 'epic'
-                   AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
-              THEN 1 ELSE 0 END AS delivered,
-         CASE WHEN wi.not_delivered THEN 1 ELSE 0 END AS dropped
-  FROM work_items wi
-  JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-  LEFT JOIN (SELECT DISTINCT work_item_id FROM estimate_changes) ch
-         ON ch.work_item_id = wi.id
-  WHERE NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
-)
-SELECT project_key,
+    all_time = f"""
+SELECT wi.source_name, wi.scope,
   COUNT(*) AS item_count,
-  SUM(countable) AS countable_items,
-  SUM(CASE WHEN countable = 1 AND story_points IS NULL THEN 1 ELSE 0 END) AS unestimated_items,
-  COALESCE(SUM(CASE WHEN countable = 1 AND dropped = 0 THEN story_points END), 0)
-    AS total_points,
-  COALESCE(SUM(CASE WHEN delivered = 1 THEN story_points END), 0) AS done_points,
-  SUM(CASE WHEN delivered = 1 AND resolved_at > :t_thru THEN 1 ELSE 0 END) AS throughput_items,
-  COALESCE(SUM(CASE WHEN delivered = 1 AND resolved_at > :t_defect THEN story_points END), 0)
-    AS delivered_points,
-  SUM(CASE WHEN type_category = 'bug' AND created_at > :t_defect THEN 1 ELSE 0 END)
-    AS bugs_created,
-  SUM(CASE WHEN type_category = 'bug' AND is_done = 0 THEN 1 ELSE 0 END) AS open_bugs,
-  SUM(CASE WHEN type_category = 'bug' AND {open_at.format(t=":t_trend")} THEN 1 ELSE 0 END)
-    AS open_bugs_then,
-  COALESCE(SUM(CASE WHEN countable = 1 AND created_at > :t_scope THEN story_points END), 0)
-    AS scope_added_points,
-  COALESCE(SUM(CASE WHEN countable = 1 AND {open_at.format(t=":t_scope")}
-                    THEN {base_points} END), 0) AS scope_base_points,
-  {", ".join(windows)}
-FROM w GROUP BY project_key
+  SUM(CASE WHEN wi.type_category <> 'epic' THEN 1 ELSE 0 END) AS countable_items,
+  SUM(CASE WHEN wi.type_category <> 'epic' AND wi.story_points IS NULL THEN 1 ELSE 0 END)
+    AS unestimated_items,
+  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND NOT wi.not_delivered
+                    THEN wi.story_points END), 0) AS total_points,
+  COALESCE(SUM(CASE WHEN {_DELIVERED}
+                         AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
+                    THEN wi.story_points END), 0) AS done_points,
+  SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":as_of")} THEN 1 ELSE 0 END)
+    AS open_bugs,
+  SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":t_trend")}
+           THEN 1 ELSE 0 END) AS open_bugs_then,
+  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
+                    THEN wi.story_points END), 0) AS scope_base_points
+FROM work_items wi
+WHERE {_LIVE}
+GROUP BY wi.source_name, wi.scope
 """
-    return {r.project_key: r for r in fetch(ctx.conn, sql, params)}
+    resolved = f"""
+SELECT wi.source_name, wi.scope,
+  SUM(CASE WHEN wi.resolved_at > :t_thru THEN 1 ELSE 0 END) AS throughput_items,
+  COALESCE(SUM(CASE WHEN wi.resolved_at > :t_defect THEN wi.story_points END), 0)
+    AS delivered_points,
+  {", ".join(vw_sql)}
+FROM work_items wi
+WHERE wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}
+GROUP BY wi.source_name, wi.scope
+"""
+    created = """
+SELECT wi.source_name, wi.scope,
+  SUM(CASE WHEN wi.type_category = 'bug' AND wi.created_at > :t_defect THEN 1 ELSE 0 END)
+    AS bugs_created,
+  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND wi.created_at > :t_scope
+                    THEN wi.story_points END), 0) AS scope_added_points
+FROM work_items wi
+WHERE wi.created_at > :c_min AND wi.created_at <= :as_of AND NOT wi.is_deleted
+GROUP BY wi.source_name, wi.scope
+"""
+    # Items with estimate history are valued at their estimate at the start of the scope
+    # window, not today's: correct the base by the difference (few items).
+    base_fix = f"""
+SELECT wi.source_name, wi.scope,
+  SUM(COALESCE({points_at("wi.id", ":t_scope")}, 0) - COALESCE(wi.story_points, 0))
+    AS scope_base_points
+FROM (SELECT DISTINCT work_item_id FROM estimate_changes) ch
+JOIN work_items wi ON wi.id = ch.work_item_id
+WHERE {_LIVE} AND wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
+GROUP BY wi.source_name, wi.scope
+"""
+    scopes = _scope_projects(ctx)
+    out: dict[str, dict[str, float]] = {}
+    queries = (
+        (all_time, {}),
+        (resolved, {"t_min": min(t_thru, t_defect, windows[-1][0])}),
+        (created, {"c_min": min(t_defect, t_scope)}),
+        (base_fix, {}),
+    )
+    for sql, extra in queries:
+        for row in fetch(ctx.conn, sql, {**params, **extra}):
+            project = scopes.get((row.source_name, row.scope))
+            if project is None:
+                continue
+            acc = out.setdefault(project, defaultdict(float))
+            for name, value in row._mapping.items():
+                if name not in ("source_name", "scope"):
+                    acc[name] += float(value or 0)
+    return out
 
 
 def _upward_reestimates(ctx: Ctx) -> dict[str, float]:
@@ -191,11 +240,16 @@ def _closed_sprints(ctx: Ctx) -> dict[str, list[SprintFigures]]:
     rows = fetch(
         ctx.conn,
         f"""
-SELECT m.project_key, m.committed_points, m.completed_points,
+WITH {SCOPE_PROJECT_CTE}
+SELECT COALESCE(sp.project_key, m.project_key) AS project_key,
+       m.committed_points, m.completed_points,
        {ctx.sql.days_between("s.end_at", "s.start_at")} AS length_days
-FROM sprint_metrics m JOIN sprints s ON s.id = m.sprint_id
-WHERE s.state = 'closed' AND m.project_key IS NOT NULL AND m.close_at <= :as_of
-ORDER BY m.project_key, m.close_at DESC, m.sprint_id DESC
+FROM sprint_metrics m
+JOIN sprints s ON s.id = m.sprint_id
+LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
+WHERE s.state = 'closed' AND m.close_at <= :as_of
+  AND COALESCE(sp.project_key, m.project_key) IS NOT NULL
+ORDER BY 1, m.close_at DESC, m.sprint_id DESC
 """,
         {"as_of": ctx.as_of},
     )
@@ -212,13 +266,17 @@ def _on_time(ctx: Ctx) -> dict[str, tuple[int, int]]:
     days = ctx.config.metrics.on_time_window_days
     rows = fetch(
         ctx.conn,
-        """
-SELECT project_key, SUM(CASE WHEN on_time THEN 1 ELSE 0 END) AS on_time, COUNT(*) AS judged
-FROM release_metrics
-WHERE project_key IS NOT NULL AND on_time IS NOT NULL
-  AND ((planned_date > :d0 AND planned_date <= :d1)
-       OR (released_at > :t0 AND released_at <= :as_of))
-GROUP BY project_key
+        f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT COALESCE(sp.project_key, m.project_key) AS project_key,
+       SUM(CASE WHEN m.on_time THEN 1 ELSE 0 END) AS on_time, COUNT(*) AS judged
+FROM release_metrics m
+JOIN releases r ON r.id = m.release_id
+LEFT JOIN scope_project sp ON sp.source_name = r.source_name AND sp.scope = r.scope
+WHERE m.on_time IS NOT NULL AND COALESCE(sp.project_key, m.project_key) IS NOT NULL
+  AND ((m.planned_date > :d0 AND m.planned_date <= :d1)
+       OR (m.released_at > :t0 AND m.released_at <= :as_of))
+GROUP BY COALESCE(sp.project_key, m.project_key)
 """,
         {
             "d0": ctx.as_of_date - timedelta(days=days),
@@ -294,7 +352,7 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
         why: dict[str, str] = {}
         a = agg.get(info.key)
         has_items = a is not None
-        v["item_count"] = int(a.item_count) if a else 0
+        v["item_count"] = int(a["item_count"]) if a else 0
         if not has_items:
             for name in (
                 "velocity_points",
@@ -325,7 +383,7 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             cadence = statistics.fmean(lengths) if lengths else cadence
             series = completed
         elif has_items:
-            series = [float(getattr(a, f"vw{k}")) for k in range(n_windows)]
+            series = [float(a[f"vw{k}"]) for k in range(n_windows)]
             v["velocity_sprints"] = 0
             v["velocity_points"] = statistics.fmean(series)
             cadence = float(m.velocity_window_days)
@@ -342,27 +400,27 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             )
 
         if a is not None:
-            v["throughput_per_week"] = int(a.throughput_items) / m.throughput_weeks
-            v["bugs_created"] = int(a.bugs_created)
-            v["delivered_points"] = float(a.delivered_points)
-            v["defect_density"] = _div(100.0 * int(a.bugs_created), float(a.delivered_points))
+            v["throughput_per_week"] = int(a["throughput_items"]) / m.throughput_weeks
+            v["bugs_created"] = int(a["bugs_created"])
+            v["delivered_points"] = float(a["delivered_points"])
+            v["defect_density"] = _div(100.0 * int(a["bugs_created"]), float(a["delivered_points"]))
             if v["defect_density"] is None:
                 why["defect_density"] = (
                     f"no points delivered in the last {m.defect_window_days} days"
                 )
-            v["open_bugs"] = int(a.open_bugs)
-            then = int(a.open_bugs_then)
-            v["open_bug_trend_pct"] = 100.0 * (int(a.open_bugs) - then) / max(then, 1)
-            v["total_points"] = float(a.total_points)
-            v["done_points"] = float(a.done_points)
-            v["remaining_points"] = float(a.total_points) - float(a.done_points)
-            v["unestimated_items"] = int(a.unestimated_items)
-            countable = int(a.countable_items)
+            v["open_bugs"] = int(a["open_bugs"])
+            then = int(a["open_bugs_then"])
+            v["open_bug_trend_pct"] = 100.0 * (int(a["open_bugs"]) - then) / max(then, 1)
+            v["total_points"] = float(a["total_points"])
+            v["done_points"] = float(a["done_points"])
+            v["remaining_points"] = float(a["total_points"]) - float(a["done_points"])
+            v["unestimated_items"] = int(a["unestimated_items"])
+            countable = int(a["countable_items"])
             v["estimate_coverage_pct"] = (
-                100.0 * (countable - int(a.unestimated_items)) / countable if countable else None
+                100.0 * (countable - int(a["unestimated_items"])) / countable if countable else None
             )
-            base = float(a.scope_base_points)
-            added = float(a.scope_added_points) + upward.get(info.key, 0.0)
+            base = float(a["scope_base_points"])
+            added = float(a["scope_added_points"]) + upward.get(info.key, 0.0)
             v["scope_change_pct"] = _div(100.0 * added, base)
             if v["scope_change_pct"] is None:
                 why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"

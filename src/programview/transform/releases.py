@@ -11,21 +11,60 @@ What "on time" means (docs/metrics.md, "Releases"):
 * slip_days = actual date (UTC) - planned date; negative = early. While open and past
   planned + grace days: today - planned. on_time = slip <= grace days; NULL while open and
   not yet due (or without a planned date).
+
+Open releases and releases shipped within ``metrics.refresh_days`` are recomputed on every
+run; older shipped releases keep their figures (all of them with ``ctx.full``).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from programview.transform._sql import IS_RELEASED, SCOPE_PROJECT_CTE, Ctx, execute
+from programview.transform._sql import IS_RELEASED, SCOPE_PROJECT_CTE, Ctx, execute, fetch
+from programview.warehouse.db import table
+
+_BATCH = 5000  # release ids per statement
 
 
 def refresh_release_metrics(ctx: Ctx) -> int:
-    """Recompute ``release_metrics`` for every release. Returns the number of releases."""
+    """Recompute ``release_metrics`` of the releases that may still change. Returns how many
+    releases were recomputed."""
+    conn = ctx.conn
+    ids = [
+        r[0]
+        for r in fetch(
+            conn,
+            f"""
+SELECT r.id FROM releases r LEFT JOIN release_metrics m ON m.release_id = r.id
+WHERE :full = 1 OR m.release_id IS NULL OR NOT {IS_RELEASED}
+   OR COALESCE(r.released_at, m.released_at) IS NULL
+   OR COALESCE(r.released_at, m.released_at) > :refresh_from
+""",
+            {"full": int(ctx.full), "refresh_from": ctx.refresh_from},
+        )
+    ]
+    tbl = table("release_metrics")
+    conn.execute(tbl.delete().where(tbl.c.release_id.not_in(sa.select(table("releases").c.id))))
+    for i in range(0, len(ids), _BATCH):
+        batch = ids[i : i + _BATCH]
+        conn.execute(tbl.delete().where(tbl.c.release_id.in_(batch)))
+        execute(conn, _insert_sql(ctx), {**_params(ctx), "ids": batch})
+    return len(ids)
+
+
+def _params(ctx: Ctx) -> dict[str, object]:
+    return {
+        "as_of": ctx.as_of,
+        "as_of_date": ctx.as_of_date,
+        "grace": ctx.config.metrics.on_time_grace_days,
+    }
+
+
+def _insert_sql(ctx: Ctx) -> str:
     sql = ctx.sql
     released_slip = sql.date_diff(sql.date("b.released_at"), "b.planned_date")
     open_slip = sql.date_diff(":as_of_date", "b.planned_date")
-    query = f"""
+    return f"""
 WITH {SCOPE_PROJECT_CTE},
 items AS (
   SELECT wr.release_id,
@@ -39,6 +78,7 @@ items AS (
          MAX(CASE WHEN wi.status_category = 'done' THEN wi.resolved_at END) AS last_resolved_at
   FROM work_item_releases wr
   JOIN work_items wi ON wi.id = wr.work_item_id AND NOT wi.is_deleted
+  WHERE wr.release_id IN :ids
   GROUP BY wr.release_id
 ),
 b AS (
@@ -55,6 +95,7 @@ b AS (
   FROM releases r
   LEFT JOIN scope_project sp ON sp.source_name = r.source_name AND sp.scope = r.scope
   LEFT JOIN items i ON i.release_id = r.id
+  WHERE r.id IN :ids
 ),
 j AS (
   SELECT b.*,
@@ -76,15 +117,3 @@ SELECT j.id, j.project_key, j.planned_date, j.released_at,
        :as_of
 FROM j
 """
-    execute(ctx.conn, "DELETE FROM release_metrics")
-    execute(
-        ctx.conn,
-        query,
-        {
-            "as_of": ctx.as_of,
-            "as_of_date": ctx.as_of_date,
-            "grace": ctx.config.metrics.on_time_grace_days,
-        },
-    )
-    # counted, not rowcount: SQLite reports -1 for a statement that starts with WITH
-    return int(ctx.conn.execute(sa.text("SELECT count(*) FROM release_metrics")).scalar_one())

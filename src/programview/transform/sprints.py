@@ -36,9 +36,7 @@ _IN_AT_START = (
     "AND (si.removed_at IS NULL OR si.removed_at > s.ref_start) THEN 1 ELSE 0 END"
 )
 _ADDED = "CASE WHEN si.added_at > s.ref_start AND si.added_at <= s.close_at THEN 1 ELSE 0 END"
-_REMOVED = (
-    "CASE WHEN si.removed_at > s.ref_start AND si.removed_at <= s.close_at THEN 1 ELSE 0 END"
-)
+_REMOVED = "CASE WHEN si.removed_at > s.ref_start AND si.removed_at <= s.close_at THEN 1 ELSE 0 END"
 _IN_AT_CLOSE = (
     "CASE WHEN (si.added_at IS NULL OR si.added_at <= s.close_at) "
     "AND (si.removed_at IS NULL OR si.removed_at > s.close_at) THEN 1 ELSE 0 END"
@@ -60,10 +58,68 @@ def _points(at: str) -> str:
 
 
 def refresh_sprint_metrics(ctx: Ctx) -> int:
-    """Recompute ``sprint_metrics`` for every sprint. Returns the number of sprints."""
-    rows = fetch(
-        ctx.conn,
+    """Recompute ``sprint_metrics`` of the sprints that may still change: not closed, closed
+    within ``metrics.refresh_days``, or never computed (every sprint with ``ctx.full``).
+    Returns how many sprints were recomputed."""
+    conn = ctx.conn
+    candidates = fetch(
+        conn,
         f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT s.id, sp.project_key,
+       CASE WHEN s.state = 'closed' THEN COALESCE(s.completed_at, s.end_at, :as_of)
+            WHEN s.state = 'active' THEN :as_of END AS close_at
+FROM sprints s
+LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
+LEFT JOIN sprint_metrics m ON m.sprint_id = s.id
+WHERE :full = 1 OR m.sprint_id IS NULL OR s.state IS NULL OR s.state <> 'closed'
+   OR COALESCE(s.completed_at, s.end_at) IS NULL
+   OR COALESCE(s.completed_at, s.end_at) > :refresh_from
+""",
+        {"as_of": ctx.as_of, "full": int(ctx.full), "refresh_from": ctx.refresh_from},
+        {"close_at": sa.DateTime()},
+    )
+    tbl = table("sprint_metrics")
+    # figures of sprints that no longer exist go too
+    conn.execute(tbl.delete().where(tbl.c.sprint_id.not_in(sa.select(table("sprints").c.id))))
+    ids = [c.id for c in candidates]
+    figures: dict[str, Any] = {}
+    for i in range(0, len(ids), _BATCH):
+        batch = ids[i : i + _BATCH]
+        for row in fetch(conn, _FIGURES, {"as_of": ctx.as_of, "ids": batch}):
+            figures[row.sprint_id] = row._mapping
+        conn.execute(tbl.delete().where(tbl.c.sprint_id.in_(batch)))
+    voted = _project_by_items(ctx, [c.id for c in candidates if c.project_key is None])
+    out: list[dict[str, Any]] = []
+    for c in candidates:
+        got = figures.get(c.id)
+        out.append(
+            {
+                "sprint_id": c.id,
+                "project_key": c.project_key or voted.get(c.id),
+                "close_at": c.close_at,
+                "computed_at": ctx.as_of,
+                **{k: (got[k] if got is not None else 0) for k in _FIELDS},
+            }
+        )
+    if out:
+        conn.execute(tbl.insert(), out)
+    return len(out)
+
+
+_BATCH = 5000  # sprint ids per statement (a full run is usually one batch)
+_FIELDS = (
+    "committed_points",
+    "added_points",
+    "removed_points",
+    "completed_points",
+    "committed_items",
+    "added_items",
+    "removed_items",
+    "completed_items",
+    "unestimated_items",
+)
+_FIGURES = f"""
 WITH s AS (
   SELECT id, state,
          COALESCE(start_at, :as_of) AS ref_start,
@@ -71,7 +127,7 @@ WITH s AS (
               WHEN state = 'active' THEN :as_of
               ELSE COALESCE(start_at, :as_of) END AS close_at,
          CASE WHEN state IN ('closed', 'active') THEN 1 ELSE 0 END AS closes
-  FROM sprints
+  FROM sprints WHERE id IN :ids
 ),
 ch AS (SELECT DISTINCT work_item_id FROM estimate_changes)
 SELECT si.sprint_id,
@@ -88,62 +144,13 @@ SELECT si.sprint_id,
     AS completed_points,
   SUM(CASE WHEN {_IN_AT_CLOSE} = 1 AND {_points("s.close_at")} IS NULL THEN 1 ELSE 0 END)
     AS unestimated_items
-FROM sprint_items si
-JOIN s ON s.id = si.sprint_id
+FROM s
+JOIN sprint_items si ON si.sprint_id = s.id
 JOIN work_items wi ON wi.id = si.work_item_id
 LEFT JOIN ch ON ch.work_item_id = si.work_item_id
 WHERE NOT wi.is_deleted
 GROUP BY si.sprint_id
-""",
-        {"as_of": ctx.as_of},
-    )
-    figures = {r.sprint_id: r._mapping for r in rows}
-    sprints = fetch(
-        ctx.conn,
-        f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT s.id, s.state, sp.project_key,
-       CASE WHEN s.state = 'closed' THEN COALESCE(s.completed_at, s.end_at, :as_of)
-            WHEN s.state = 'active' THEN :as_of END AS close_at
-FROM sprints s
-LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
-""",
-        {"as_of": ctx.as_of},
-        {"close_at": sa.DateTime()},
-    )
-    voted = _project_by_items(ctx, [s.id for s in sprints if s.project_key is None])
-    zero = dict.fromkeys(
-        (
-            "committed_points",
-            "added_points",
-            "removed_points",
-            "completed_points",
-            "committed_items",
-            "added_items",
-            "removed_items",
-            "completed_items",
-            "unestimated_items",
-        ),
-        0,
-    )
-    out: list[dict[str, Any]] = []
-    for s in sprints:
-        got = figures.get(s.id)
-        values = {k: (got[k] if got is not None else v) for k, v in zero.items()}
-        out.append(
-            {
-                "sprint_id": s.id,
-                "project_key": s.project_key or voted.get(s.id),
-                "close_at": s.close_at,
-                "computed_at": ctx.as_of,
-                **values,
-            }
-        )
-    tbl = table("sprint_metrics")
-    ctx.conn.execute(tbl.delete())
-    if out:
-        ctx.conn.execute(tbl.insert(), out)
-    return len(out)
+"""
 
 
 def _project_by_items(ctx: Ctx, sprint_ids: list[str]) -> dict[str, str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +153,13 @@ def table(name: str) -> sa.Table:
         raise WarehouseError(f"no warehouse table named {name!r}") from None
 
 
-def _insert(conn: Connection, tbl: sa.Table) -> Any:
-    dialect = conn.dialect.name
+@cache
+def column_names(table_name: str) -> frozenset[str]:
+    """The columns of a warehouse table, for checking many rows cheaply."""
+    return frozenset(table(table_name).c.keys())
+
+
+def _insert(dialect: str, tbl: sa.Table) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
@@ -192,7 +199,7 @@ def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]])
         if copy and len(values) >= COPY_MIN_ROWS:
             _copy_upsert(conn, tbl, cols, values)
         else:
-            stmt = _on_conflict(_insert(conn, tbl), tbl, cols)
+            stmt = _upsert_statement(conn.dialect.name, tbl.name, cols)
             # executemany of one cached statement (a multi-row VALUES statement measured 3x
             # slower: SQLAlchemy compiles it anew for every batch).
             for batch in _chunks(values, BATCH_ROWS):
@@ -211,6 +218,13 @@ def _check_columns(tbl: sa.Table, cols: tuple[str, ...], pk: list[str]) -> None:
         raise WarehouseError(
             f"rows for table {tbl.name!r} need the primary key column(s) {', '.join(missing)}"
         )
+
+
+@lru_cache(maxsize=1024)
+def _upsert_statement(dialect: str, table_name: str, cols: tuple[str, ...]) -> Any:
+    """``INSERT (cols) VALUES … ON CONFLICT`` for one table and column set, built once."""
+    tbl = table(table_name)
+    return _on_conflict(_insert(dialect, tbl), tbl, cols)
 
 
 def _on_conflict(stmt: Any, tbl: sa.Table, cols: Sequence[str]) -> Any:
@@ -233,9 +247,9 @@ def _on_conflict(stmt: Any, tbl: sa.Table, cols: Sequence[str]) -> Any:
 def _can_copy(conn: Connection, tbl: sa.Table) -> bool:
     """Whether ``upsert`` may take the COPY path for ``tbl`` on this connection.
 
-    It needs psycopg 3 (``cursor.copy``), an open transaction (the staging table lives until
-    commit) and column defaults the COPY path can reproduce (constants: the executemany path
-    lets SQLAlchemy evaluate anything else).
+    It needs psycopg 3 (``cursor.copy``), an open transaction (what one group stages must not
+    leak into the next transaction) and column defaults the COPY path can reproduce
+    (constants; the executemany path lets SQLAlchemy evaluate anything else).
     """
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
         return False
@@ -246,69 +260,109 @@ def _can_copy(conn: Connection, tbl: sa.Table) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _CopyPlan:
+    """Everything about one table and column set that does not depend on the rows."""
+
+    columns: tuple[str, ...]  # the group's columns, then defaulted ones it lacks
+    defaults: tuple[Any, ...]  # values of the defaulted columns, appended to every row
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter)
+    prepare_sql: str  # create the staging table if needed, empty it
+    copy_sql: str
+    merge: Any  # INSERT … SELECT … FROM staging ON CONFLICT …
+
+
+@lru_cache(maxsize=1024)
+def _copy_plan(dialect: sa.Dialect, table_name: str, cols: tuple[str, ...]) -> _CopyPlan:
+    tbl = table(table_name)
+    defaults = {
+        c.name: c.default.arg  # type: ignore[union-attr]  # _can_copy: scalar or absent
+        for c in tbl.columns
+        if c.name not in cols and c.default is not None
+    }
+    columns = (*cols, *defaults)
+    quote = dialect.identifier_preparer.quote
+    stage = f"pv_stage_{tbl.name}"
+    col_sql = ", ".join(quote(c) for c in columns)
+    staged = sa.table(stage, *(sa.column(c) for c in columns))
+    merge = _insert(dialect.name, tbl).from_select(columns, sa.select(*staged.c))
+    converters = [(i, f) for i, c in enumerate(cols) if (f := _copy_converter(tbl.c[c], dialect))]
+    return _CopyPlan(
+        columns=columns,
+        defaults=tuple(defaults.values()),
+        converters=tuple(converters),
+        # The staging table copies only column types (no NOT NULL, no keys), lives for the
+        # session and is emptied at every commit; the DELETE empties what an earlier group
+        # of the same transaction staged. Two statements, no parameters: one round trip.
+        prepare_sql=(
+            f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage)} ON COMMIT DELETE ROWS AS "
+            f"SELECT * FROM {dialect.identifier_preparer.format_table(tbl)} WITH NO DATA; "
+            f"DELETE FROM {quote(stage)}"
+        ),
+        copy_sql=f"COPY {quote(stage)} ({col_sql}) FROM STDIN",
+        merge=_on_conflict(merge, tbl, cols),
+    )
+
+
 def _copy_upsert(
     conn: Connection, tbl: sa.Table, cols: tuple[str, ...], rows: list[Mapping[str, Any]]
 ) -> None:
     """Upsert one column-set group through ``COPY`` (see ``upsert``).
 
     Column defaults are filled in here, as SQLAlchemy does for an ``INSERT``, so a new row
-    gets them; the ``ON CONFLICT`` update still touches only the group's own columns. The
-    staging table copies just the column types (``CREATE TABLE AS … WITH NO DATA``: no
-    ``NOT NULL``, no keys), is dropped as soon as it is merged, and ``ON COMMIT DROP`` covers
-    the error path: nothing outlives the caller's transaction.
+    gets them; the ``ON CONFLICT`` update still touches only the group's own columns.
     """
-    defaults = {
-        c.name: c.default.arg  # type: ignore[union-attr]  # _can_copy: scalar or absent
-        for c in tbl.columns
-        if c.name not in cols and c.default is not None
-    }
-    insert_cols = [*cols, *defaults]
-    dialect = conn.dialect
-    quote = dialect.identifier_preparer.quote
-    stage = f"pv_stage_{tbl.name}"
-    col_sql = ", ".join(quote(c) for c in insert_cols)
-    target = dialect.identifier_preparer.format_table(tbl)
-    converters = [(i, f) for i, c in enumerate(cols) if (f := _copy_converter(tbl.c[c], dialect))]
-    tail = list(defaults.values())
+    plan = _copy_plan(conn.dialect, tbl.name, cols)
+    converters, tail = plan.converters, list(plan.defaults)
     driver = conn.connection.driver_connection
     with driver.cursor() as cur:  # type: ignore[union-attr]
-        # One round trip (no parameters: the simple protocol takes both statements). The
-        # DELETE empties what an earlier group of this transaction left.
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage)} ON COMMIT DELETE ROWS AS "
-            f"SELECT * FROM {target} WITH NO DATA; DELETE FROM {quote(stage)}"
-        )
-        with cur.copy(f"COPY {quote(stage)} ({col_sql}) FROM STDIN") as copy:
+        cur.execute(plan.prepare_sql)
+        with cur.copy(plan.copy_sql) as copy:
             for row in rows:
                 values = [row[c] for c in cols]
                 for i, convert in converters:
                     if values[i] is not None:
                         values[i] = convert(values[i])
                 copy.write_row(values + tail if tail else values)
-    staged = sa.table(stage, *(sa.column(c) for c in insert_cols))
-    merge = _insert(conn, tbl).from_select(insert_cols, sa.select(*staged.c))
-    conn.execute(_on_conflict(merge, tbl, cols))
+    conn.execute(plan.merge)
 
 
 def _copy_converter(col: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-    """What executemany would do to a value before psycopg sees it, for COPY's text format.
+    """What a value must become for COPY's text input to store what executemany would.
 
-    The column type's bind processor (SQLAlchemy's, e.g. Boolean's coercion of 0/1) runs as
-    usual. An aware datetime bound for a naive ``TIMESTAMP`` column is turned into naive UTC,
-    the warehouse convention: as a bind parameter the server would convert it, but COPY's text
-    input silently drops the offset.
+    The column type's bind processor runs as usual (e.g. Boolean's check of 0/1). Two
+    conversions the server does to a typed bind parameter, but not to COPY text, are done
+    here: an aware datetime for a naive ``TIMESTAMP`` becomes naive UTC (the warehouse
+    convention; COPY would silently drop the offset) and a float for an integer column is
+    rounded (COPY would reject ``3.0``).
     """
+    steps: list[Callable[[Any], Any]] = []
+    if isinstance(col.type, sa.DateTime) and not col.type.timezone:
+        steps.append(_naive_utc)
+    if isinstance(col.type, sa.Integer):
+        steps.append(_round_float)
     process = col.type.dialect_impl(dialect).bind_processor(dialect)
-    naive = isinstance(col.type, sa.DateTime) and not col.type.timezone
-    if naive:
+    if process is not None:
+        steps.append(process)
+    if len(steps) < 2:
+        return steps[0] if steps else None
 
-        def to_naive_utc(value: Any) -> Any:
-            if isinstance(value, datetime) and value.tzinfo is not None:
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            return process(value) if process else value
+    def convert(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
 
-        return to_naive_utc
-    return process
+    return convert
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _round_float(value: Any) -> Any:
+    return round(value) if isinstance(value, float) else value
 
 
 def in_values(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
