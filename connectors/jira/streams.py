@@ -265,9 +265,10 @@ class Issues(JiraStream):
     overlaps that window on purpose, and an issue it returns with the same ``updated`` is
     dropped before any further request (no changelog, worklog or status lookups for it).
 
-    Pages are held back (up to ``MAX_HELD_ISSUES`` issues) until their truncated changelogs
-    fill one bulk fetch call, so 1000 truncated issues cost one extra request, not one per
-    search page; the held pages are then committed in order, each with its own cursor.
+    Pages with truncated changelogs are held back (at most ``MAX_HELD_ISSUES`` issues) until
+    those fill one bulk fetch call, so 1000 truncated issues cost one extra request, not one
+    per search page; held pages are then committed in order, each with its own cursor. Pages
+    without truncated changelogs are committed at once.
 
     If an issue already read comes back later in the same listing with a newer ``updated``
     (edited while we paged: an offset listing then skips one issue at a page boundary), the
@@ -336,6 +337,9 @@ class Issues(JiraStream):
             cursor_now = self._cursor(newest, recent, window) if newest else cursor
             pending.append(Page(fresh, cursor=cursor_now))
             pending_truncated += truncated
+            if not pending_truncated:  # nothing to batch: commit now, hold nothing
+                await connector.complete_issues(fresh)
+                yield pending.pop()
         if pending:
             await connector.complete_issues([i for p in pending for i in p.records])
             for held in pending:

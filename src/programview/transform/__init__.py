@@ -32,6 +32,8 @@ __all__ = ["TransformResult", "normalize_as_of", "run_transform"]
 
 @dataclass(frozen=True, slots=True)
 class TransformResult:
+    """What one run did. ``sprints``/``releases``: how many were recomputed this run."""
+
     as_of: datetime
     sprints: int
     releases: int
@@ -55,15 +57,21 @@ def normalize_as_of(as_of: datetime | date | None) -> datetime:
 
 
 def run_transform(
-    engine: Engine, config: Config, as_of: datetime | date | None = None
+    engine: Engine,
+    config: Config,
+    as_of: datetime | date | None = None,
+    *,
+    full: bool = False,
 ) -> TransformResult:
     """Recompute every metric, alert and health score from the warehouse tables.
 
     Called after each sync and by ``programview transform``. ``as_of`` (default: now, UTC)
-    ends every window; a ``date`` means the end of that day.
+    ends every window; a ``date`` means the end of that day. Sprints closed and releases
+    shipped more than ``metrics.refresh_days`` before ``as_of`` keep their stored figures
+    unless ``full`` is set (after a backfill or remap that rewrote history).
     """
     # Imported here: programview.config imports this package (for its settings), and the
     # transform's dependencies (SQLAlchemy, Alembic, numpy) should not slow every CLI start.
     from programview.transform.run import run
 
-    return run(engine, config, normalize_as_of(as_of))
+    return run(engine, config, normalize_as_of(as_of), full=full)

@@ -78,154 +78,146 @@ _LIVE = "NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of
 _DELIVERED = "wi.status_category = 'done' AND NOT wi.not_delivered AND wi.type_category <> 'epic'"
 
 
-def _item_aggregates(ctx: Ctx) -> dict[str, dict[str, float]]:
-    """Every per-project count and point sum over work_items.
+Sums = dict[str, float]
 
-    Three queries, each grouped by (source, scope) and mapped to projects here: one pass over
-    all live items for the all-time figures (grouped in the order of the source/scope index,
-    so without a sort), and two index range scans for what only recent items affect (items
-    resolved / created inside the longest window).
-    """
+
+def _by_project(
+    scopes: dict[tuple[str, str], str], rows: Any, out: dict[str, Sums] | None = None
+) -> dict[str, Sums]:
+    """Add up rows grouped by (source_name, scope) into their projects."""
+    out = {} if out is None else out
+    for row in rows:
+        project = scopes.get((row.source_name, row.scope))
+        if project is None:
+            continue
+        acc = out.setdefault(project, defaultdict(float))
+        for name, value in row._mapping.items():
+            if name not in ("source_name", "scope"):
+                acc[name] += float(value or 0)
+    return out
+
+
+def _item_aggregates(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Sums]:
+    """Every all-time count and point sum over live work items, in one pass grouped by
+    (source, scope) in the order of the source/scope index (so without a sort)."""
     m = ctx.config.metrics
     days = timedelta(days=1)
-    t_thru = ctx.as_of - 7 * m.throughput_weeks * days
-    t_defect = ctx.as_of - m.defect_window_days * days
-    t_scope = ctx.as_of - m.scope_change_days * days
-    t_trend = ctx.as_of - m.bug_trend_days * days
-    windows = _velocity_windows(ctx)
     params: dict[str, Any] = {
         "as_of": ctx.as_of,
-        "t_thru": t_thru,
-        "t_defect": t_defect,
-        "t_scope": t_scope,
-        "t_trend": t_trend,
+        "t_defect": ctx.as_of - m.defect_window_days * days,
+        "t_scope": ctx.as_of - m.scope_change_days * days,
+        "t_trend": ctx.as_of - m.bug_trend_days * days,
     }
-    vw_sql = []
-    for k, (start, end) in enumerate(windows):
-        params[f"vw{k}_start"], params[f"vw{k}_end"] = start, end
-        vw_sql.append(
-            f"COALESCE(SUM(CASE WHEN wi.resolved_at > :vw{k}_start "
-            f"AND wi.resolved_at <= :vw{k}_end THEN wi.story_points END), 0) AS vw{k}"
-        )
-    all_time = f"""
+    sql = f"""
 SELECT wi.source_name, wi.scope,
   COUNT(*) AS item_count,
   SUM(CASE WHEN wi.type_category <> 'epic' THEN 1 ELSE 0 END) AS countable_items,
   SUM(CASE WHEN wi.type_category <> 'epic' AND wi.story_points IS NULL THEN 1 ELSE 0 END)
     AS unestimated_items,
-  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND NOT wi.not_delivered
-                    THEN wi.story_points END), 0) AS total_points,
-  COALESCE(SUM(CASE WHEN {_DELIVERED}
-                         AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
-                    THEN wi.story_points END), 0) AS done_points,
+  SUM(CASE WHEN wi.type_category <> 'epic' AND NOT wi.not_delivered
+           THEN wi.story_points END) AS total_points,
+  SUM(CASE WHEN {_DELIVERED} AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
+           THEN wi.story_points END) AS done_points,
   SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":as_of")} THEN 1 ELSE 0 END)
     AS open_bugs,
   SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":t_trend")}
            THEN 1 ELSE 0 END) AS open_bugs_then,
-  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
-                    THEN wi.story_points END), 0) AS scope_base_points
+  SUM(CASE WHEN wi.type_category = 'bug' AND wi.created_at > :t_defect THEN 1 ELSE 0 END)
+    AS bugs_created,
+  SUM(CASE WHEN wi.type_category <> 'epic' AND wi.created_at > :t_scope
+           THEN wi.story_points END) AS scope_added_points,
+  SUM(CASE WHEN wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
+           THEN wi.story_points END) AS scope_base_points
 FROM work_items wi
 WHERE {_LIVE}
 GROUP BY wi.source_name, wi.scope
 """
-    resolved = f"""
-SELECT wi.source_name, wi.scope,
-  SUM(CASE WHEN wi.resolved_at > :t_thru THEN 1 ELSE 0 END) AS throughput_items,
-  COALESCE(SUM(CASE WHEN wi.resolved_at > :t_defect THEN wi.story_points END), 0)
-    AS delivered_points,
-  {", ".join(vw_sql)}
+    return _by_project(scopes, fetch(ctx.conn, sql, params))
+
+
+@dataclass(slots=True)
+class Recent:
+    """What the items delivered inside the longest recent window add up to, per project."""
+
+    sums: Sums
+    cycle_days: list[float]
+
+
+def _recent_deliveries(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Recent]:
+    """Throughput, delivered points, the fallback velocity windows and cycle times: one
+    index range scan over the items resolved in the longest of those windows."""
+    m = ctx.config.metrics
+    days = timedelta(days=1)
+    windows = _velocity_windows(ctx)
+    starts = {
+        "t_thru": ctx.as_of - 7 * m.throughput_weeks * days,
+        "t_defect": ctx.as_of - m.defect_window_days * days,
+        "t_cycle": ctx.as_of - m.cycle_time_days * days,
+    }
+    params: dict[str, Any] = {
+        "as_of": ctx.as_of,
+        "t_min": min(*starts.values(), windows[-1][0]),
+        **starts,
+        **{f"vw{k}": start for k, (start, _end) in enumerate(windows)},
+    }
+    window = " ".join(f"WHEN wi.resolved_at > :vw{k} THEN {k}" for k in range(len(windows)))
+    rows = fetch(
+        ctx.conn,
+        f"""
+SELECT wi.source_name, wi.scope, wi.story_points,
+       CASE {window} END AS vw,
+       CASE WHEN wi.resolved_at > :t_thru THEN 1 ELSE 0 END AS in_thru,
+       CASE WHEN wi.resolved_at > :t_defect THEN 1 ELSE 0 END AS in_defect,
+       CASE WHEN wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at
+            THEN {ctx.sql.days_between("wi.resolved_at", "wi.started_at")} END AS cycle_days
 FROM work_items wi
 WHERE wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}
-GROUP BY wi.source_name, wi.scope
-"""
-    created = """
-SELECT wi.source_name, wi.scope,
-  SUM(CASE WHEN wi.type_category = 'bug' AND wi.created_at > :t_defect THEN 1 ELSE 0 END)
-    AS bugs_created,
-  COALESCE(SUM(CASE WHEN wi.type_category <> 'epic' AND wi.created_at > :t_scope
-                    THEN wi.story_points END), 0) AS scope_added_points
-FROM work_items wi
-WHERE wi.created_at > :c_min AND wi.created_at <= :as_of AND NOT wi.is_deleted
-GROUP BY wi.source_name, wi.scope
-"""
-    # Items with estimate history are valued at their estimate at the start of the scope
-    # window, not today's: correct the base by the difference (few items).
-    base_fix = f"""
-SELECT wi.source_name, wi.scope,
-  SUM(COALESCE({points_at("wi.id", ":t_scope")}, 0) - COALESCE(wi.story_points, 0))
-    AS scope_base_points
-FROM (SELECT DISTINCT work_item_id FROM estimate_changes) ch
-JOIN work_items wi ON wi.id = ch.work_item_id
-WHERE {_LIVE} AND wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
-GROUP BY wi.source_name, wi.scope
-"""
-    scopes = _scope_projects(ctx)
-    out: dict[str, dict[str, float]] = {}
-    queries = (
-        (all_time, {}),
-        (resolved, {"t_min": min(t_thru, t_defect, windows[-1][0])}),
-        (created, {"c_min": min(t_defect, t_scope)}),
-        (base_fix, {}),
+""",
+        params,
     )
-    for sql, extra in queries:
-        for row in fetch(ctx.conn, sql, {**params, **extra}):
-            project = scopes.get((row.source_name, row.scope))
-            if project is None:
-                continue
-            acc = out.setdefault(project, defaultdict(float))
-            for name, value in row._mapping.items():
-                if name not in ("source_name", "scope"):
-                    acc[name] += float(value or 0)
+    out: dict[str, Recent] = {}
+    for source, scope, points, vw, in_thru, in_defect, cycle_days in rows:
+        project = scopes.get((source, scope))
+        if project is None:
+            continue
+        rec = out.get(project)
+        if rec is None:
+            rec = out[project] = Recent(defaultdict(float), [])
+        pts = float(points or 0)
+        if vw is not None:
+            rec.sums[f"vw{vw}"] += pts
+        if in_thru:
+            rec.sums["throughput_items"] += 1
+        if in_defect:
+            rec.sums["delivered_points"] += pts
+        if cycle_days is not None:
+            rec.cycle_days.append(float(cycle_days))
     return out
 
 
-def _upward_reestimates(ctx: Ctx) -> dict[str, float]:
-    """Points added by raising estimates in the scope window, of items open at its start."""
+def _estimate_history(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Sums]:
+    """Scope-change inputs that need estimate history, for the few items that have one and
+    were open at the start of the scope window: the base valued at the estimate back then
+    (a correction to today's estimate, which the all-time pass used), and the points added
+    by raising estimates inside the window."""
     t0 = ctx.as_of - timedelta(days=ctx.config.metrics.scope_change_days)
     rows = fetch(
         ctx.conn,
         f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key, SUM(e.to_points - COALESCE(e.from_points, 0)) AS points
-FROM estimate_changes e
-JOIN work_items wi ON wi.id = e.work_item_id
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-WHERE e.changed_at > :t0 AND e.changed_at <= :as_of
-  AND e.to_points > COALESCE(e.from_points, 0)
-  AND NOT wi.is_deleted AND wi.type_category <> 'epic'
-  AND (wi.created_at IS NULL OR wi.created_at <= :t0)
-  AND NOT (wi.status_category = 'done' AND (wi.resolved_at IS NULL OR wi.resolved_at <= :t0))
-GROUP BY sp.project_key
+SELECT wi.source_name, wi.scope,
+  SUM(COALESCE({points_at("wi.id", ":t0")}, 0) - COALESCE(wi.story_points, 0))
+    AS scope_base_fix,
+  SUM((SELECT SUM(e.to_points - COALESCE(e.from_points, 0)) FROM estimate_changes e
+        WHERE e.work_item_id = wi.id AND e.changed_at > :t0 AND e.changed_at <= :as_of
+          AND e.to_points > COALESCE(e.from_points, 0))) AS reestimated_up
+FROM (SELECT DISTINCT work_item_id FROM estimate_changes) ch
+JOIN work_items wi ON wi.id = ch.work_item_id
+WHERE {_LIVE} AND wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t0")}
+GROUP BY wi.source_name, wi.scope
 """,
         {"t0": t0, "as_of": ctx.as_of},
     )
-    return {r[0]: float(r[1] or 0) for r in rows}
-
-
-def _cycle_times(ctx: Ctx) -> dict[str, list[float]]:
-    """Days from first in-progress to done, per project, for items delivered in the window."""
-    sql = ctx.sql
-    rows = fetch(
-        ctx.conn,
-        f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key, {sql.days_between("wi.resolved_at", "wi.started_at")} AS days
-FROM work_items wi
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of
-  AND wi.status_category = 'done' AND NOT wi.not_delivered AND NOT wi.is_deleted
-  AND wi.type_category <> 'epic'
-  AND wi.started_at IS NOT NULL AND wi.started_at <= wi.resolved_at
-""",
-        {
-            "t0": ctx.as_of - timedelta(days=ctx.config.metrics.cycle_time_days),
-            "as_of": ctx.as_of,
-        },
-    )
-    out: dict[str, list[float]] = defaultdict(list)
-    for project, days in rows:
-        out[project].append(float(days))
-    return out
+    return _by_project(scopes, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +280,9 @@ GROUP BY COALESCE(sp.project_key, m.project_key)
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
-def _actuals(ctx: Ctx) -> tuple[dict[str, float], dict[str, float]]:
+def _actuals(
+    ctx: Ctx, scopes: dict[tuple[str, str], str]
+) -> tuple[dict[str, float], dict[str, float]]:
     """Imported costs (projects with any import) and logged hours (projects with any
     worklog), each summed up to as_of. Worklogs of deleted items count: the money is spent."""
     costs = fetch(
@@ -299,17 +293,17 @@ def _actuals(ctx: Ctx) -> tuple[dict[str, float], dict[str, float]]:
     )
     hours = fetch(
         ctx.conn,
-        f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key, COALESCE(SUM(CASE WHEN wl.started_at <= :as_of THEN wl.hours END), 0)
+        """
+SELECT wi.source_name, wi.scope, SUM(wl.hours) AS hours
 FROM worklogs wl
 JOIN work_items wi ON wi.id = wl.work_item_id
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-GROUP BY sp.project_key
+WHERE wl.started_at <= :as_of
+GROUP BY wi.source_name, wi.scope
 """,
         {"as_of": ctx.as_of},
     )
-    return {r[0]: float(r[1]) for r in costs}, {r[0]: float(r[1]) for r in hours}
+    logged = {k: v["hours"] for k, v in _by_project(scopes, hours).items()}
+    return {r[0]: float(r[1]) for r in costs}, logged
 
 
 def _float(value: Any) -> float | None:
@@ -338,13 +332,15 @@ class ProjectResult:
 
 def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[ProjectResult]:
     m = ctx.config.metrics
-    agg = _item_aggregates(ctx)
-    upward = _upward_reestimates(ctx)
-    cycles = _cycle_times(ctx)
+    scopes = _scope_projects(ctx)
+    agg = _item_aggregates(ctx, scopes)
+    recent = _recent_deliveries(ctx, scopes)
+    history = _estimate_history(ctx, scopes)
     sprints = _closed_sprints(ctx)
     on_time = _on_time(ctx)
-    costs, hours = _actuals(ctx)
+    costs, hours = _actuals(ctx, scopes)
     n_windows = len(_velocity_windows(ctx))
+    nothing = Recent(defaultdict(float), [])
 
     results: list[ProjectResult] = []
     for info in _projects(ctx):
@@ -352,6 +348,8 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
         why: dict[str, str] = {}
         a = agg.get(info.key)
         has_items = a is not None
+        r = recent.get(info.key, nothing)
+        fix = history.get(info.key, defaultdict(float))
         v["item_count"] = int(a["item_count"]) if a else 0
         if not has_items:
             for name in (
@@ -383,7 +381,7 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             cadence = statistics.fmean(lengths) if lengths else cadence
             series = completed
         elif has_items:
-            series = [float(a[f"vw{k}"]) for k in range(n_windows)]
+            series = [r.sums[f"vw{k}"] for k in range(n_windows)]
             v["velocity_sprints"] = 0
             v["velocity_points"] = statistics.fmean(series)
             cadence = float(m.velocity_window_days)
@@ -400,10 +398,10 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             )
 
         if a is not None:
-            v["throughput_per_week"] = int(a["throughput_items"]) / m.throughput_weeks
+            v["throughput_per_week"] = r.sums["throughput_items"] / m.throughput_weeks
             v["bugs_created"] = int(a["bugs_created"])
-            v["delivered_points"] = float(a["delivered_points"])
-            v["defect_density"] = _div(100.0 * int(a["bugs_created"]), float(a["delivered_points"]))
+            v["delivered_points"] = r.sums["delivered_points"]
+            v["defect_density"] = _div(100.0 * v["bugs_created"], v["delivered_points"])
             if v["defect_density"] is None:
                 why["defect_density"] = (
                     f"no points delivered in the last {m.defect_window_days} days"
@@ -419,13 +417,13 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             v["estimate_coverage_pct"] = (
                 100.0 * (countable - int(a["unestimated_items"])) / countable if countable else None
             )
-            base = float(a["scope_base_points"])
-            added = float(a["scope_added_points"]) + upward.get(info.key, 0.0)
+            base = a["scope_base_points"] + fix["scope_base_fix"]
+            added = a["scope_added_points"] + fix["reestimated_up"]
             v["scope_change_pct"] = _div(100.0 * added, base)
             if v["scope_change_pct"] is None:
                 why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"
 
-        durations = cycles.get(info.key)
+        durations = r.cycle_days
         if durations:
             v["cycle_time_p50_days"] = percentile(durations, 50)
             v["cycle_time_p85_days"] = percentile(durations, 85)

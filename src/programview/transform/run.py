@@ -4,6 +4,8 @@ writing the day's history rows (see the package docstring)."""
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +30,13 @@ if TYPE_CHECKING:
 _LOCK_ID = 0x7076_7472_616E_7366
 
 
-def run(engine: Engine, config: Config, clock: datetime) -> TransformResult:
+def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) -> TransformResult:
     """One transform run at ``clock`` (naive UTC), in one transaction."""
     started = _time.perf_counter()
-    with engine.begin() as conn:
+    with engine.begin() as conn, _tuned(conn):
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        ctx = Ctx(conn=conn, config=config, as_of=clock, sql=Sql(conn.dialect.name))
+        ctx = Ctx(conn=conn, config=config, as_of=clock, sql=Sql(conn.dialect.name), full=full)
         n_sprints = refresh_sprint_metrics(ctx)
         n_releases = refresh_release_metrics(ctx)
         alerts = refresh_alerts(ctx)
@@ -53,6 +55,32 @@ def run(engine: Engine, config: Config, clock: datetime) -> TransformResult:
         alerts_resolved=alerts.resolved,
         seconds=_time.perf_counter() - started,
     )
+
+
+@contextmanager
+def _tuned(conn: Connection) -> Iterator[None]:
+    """SQLite: a bigger page cache and in-memory sorting for this run (the transform's joins
+    and GROUP BYs touch most pages of the big tables; SQLite's 2 MB default cache would
+    re-read them from the OS and spill sorts to temp files). Restored afterwards, since the
+    connection goes back to the pool. ``PRAGMA optimize`` at the end keeps the planner's
+    statistics current, as SQLite recommends for long-lived databases."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    temp = conn.exec_driver_sql("PRAGMA temp_store").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = {_SQLITE_CACHE_KIB}")
+    conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    try:
+        yield
+        conn.exec_driver_sql("PRAGMA optimize")
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+        conn.exec_driver_sql(f"PRAGMA temp_store = {int(temp)}")
+
+
+#: Page cache for the run: 128 MiB at most (negative = KiB), only used as pages are read.
+_SQLITE_CACHE_KIB = -131072
 
 
 def _project_health(

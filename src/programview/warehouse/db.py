@@ -416,11 +416,11 @@ def lookup(
             .lateral()
         )
         stmt = sa.select(wanted.c.key, row.c[column]).select_from(wanted.join(row, sa.true()))
-        found.update(conn.execute(stmt).tuples().all())
+        found.update((r[0], r[1]) for r in conn.execute(stmt))
         return found
     for batch in _chunks(list(keys), LOOKUP_ROWS):
         stmt = sa.select(tbl.c[key], tbl.c[column]).where(*conditions, tbl.c[key].in_(batch))
-        found.update(conn.execute(stmt).tuples().all())
+        found.update((r[0], r[1]) for r in conn.execute(stmt))
     return found
 
 
