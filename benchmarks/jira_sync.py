@@ -47,7 +47,6 @@ from programview.config import parse_config
 from programview.sync.engine import RunResult, sync
 from programview.warehouse import db
 
-
 #: ``lookback_minutes`` of the generated config.
 LOOKBACK = timedelta(minutes=10)
 

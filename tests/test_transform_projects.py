@@ -165,7 +165,7 @@ def test_missing_budget_inputs_give_null_with_a_reason(engine) -> None:  # type:
     assert m["actual_cost"] is None and m["cpi"] is None
     assert m["earned_value"] == pytest.approx(50_000)  # all points done
     assert "planned_value: no start/end configured for the project" in m["notes"]
-    assert "actual_cost: worklogs but no hourly_rate configured" in m["notes"]
+    assert "actual_cost: no imported costs and no hourly_rate configured for worklogs" in m["notes"]
 
 
 def test_project_without_items_has_no_made_up_numbers(engine) -> None:  # type: ignore[no-untyped-def]

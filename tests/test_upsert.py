@@ -266,9 +266,13 @@ def test_two_calls_for_one_table_in_one_transaction(engine: sa.Engine) -> None:
     assert all(stored[f"t:{n + i}"] == ("b",) for i in range(n))
 
 
-def test_not_durable_transaction_still_commits(engine: sa.Engine) -> None:
-    with db.transaction(engine, durable=False) as conn:
-        db.upsert(conn, "work_items", [item(i) for i in range(SIZES[1])])
+def test_async_commit_commits_and_ends_with_its_transaction(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        with conn.begin():
+            db.async_commit(conn)
+            db.upsert(conn, "work_items", [item(i) for i in range(SIZES[1])])
+        if engine.dialect.name == "postgresql":  # the next transaction flushes as usual
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     assert len(rows_of(engine, "work_items")) == SIZES[1]
 
 

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from programview.errors import ConfigError, MappingError
@@ -263,10 +264,16 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
     if not isinstance(value, str):
         raise MappingError(f"not a timestamp: {value!r}")
+    return _parse_iso(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_iso(text: str) -> datetime:
+    """Cached: the same sprint and version dates recur in every issue that shows them."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise MappingError(f"not a timestamp: {value!r}") from None
+        raise MappingError(f"not a timestamp: {text!r}") from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -683,7 +690,10 @@ def map_issue(raw: Raw, scope: str, settings: JiraSettings) -> Out:
     histories: list[Raw] = []
     if isinstance(log, dict):
         histories = [h for h in log.get("histories") or [] if isinstance(h, dict)]
-    histories.sort(key=lambda h: (parse_time(h.get("created")) or datetime.min, _num(h.get("id"))))
+    timed = sorted(
+        ((parse_time(h.get("created")), _num(h.get("id")), n) for n, h in enumerate(histories)),
+        key=lambda t: (t[0] or datetime.min, t[1], t[2]),
+    )
     status_rows: list[dict[str, Any]] = []
     estimate_rows: list[dict[str, Any]] = []
     sprint_changes: list[tuple[datetime, set[str], set[str]]] = []
@@ -692,8 +702,8 @@ def map_issue(raw: Raw, scope: str, settings: JiraSettings) -> Out:
         jira_key = jira_categories.get(str(status_id)) if status_id else None
         return status_category(name, jira_key, overrides)
 
-    for history in histories:
-        when = parse_time(history.get("created"))
+    for when, _, n in timed:
+        history = histories[n]
         if when is None:
             continue
         hid = str(history.get("id"))
@@ -879,17 +889,17 @@ def link_kind(link_type: Raw, kinds: Mapping[str, str]) -> str:
 def _without_nul(out: Out) -> Out:
     """Drop NUL characters from text: Jira lets them into summaries (one is in DevLake's
     fixtures) and PostgreSQL refuses them in text columns."""
-    cleaned: Out = []
-    for o in out:
-        if isinstance(o, Record) and any(
-            isinstance(v, str) and "\x00" in v for v in o.values.values()
-        ):
-            values = {
-                k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in o.values.items()
-            }
-            o = Record(o.table, values)
-        cleaned.append(o)
-    return cleaned
+    for n, o in enumerate(out):
+        if not isinstance(o, Record):
+            continue
+        for v in o.values.values():
+            if type(v) is str and "\x00" in v:
+                values = {
+                    k: x.replace("\x00", "") if type(x) is str else x for k, x in o.values.items()
+                }
+                out[n] = Record(o.table, values)
+                break
+    return out
 
 
 def _first(item: Raw, *keys: str) -> Any:

@@ -210,8 +210,11 @@ def downgrade() -> None:
 #: (index name, (table, column, …)) on synced tables, for the transform's windows and joins.
 _SYNCED_TABLE_INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("ix_work_items_resolved_at", ("work_items", "resolved_at")),
-    ("ix_work_items_created_at", ("work_items", "created_at")),
-    ("ix_dependencies_link_kind", ("dependencies", "link_kind")),
+    ("ix_estimate_changes_changed_at", ("estimate_changes", "changed_at")),
+    (
+        "ix_estimate_changes_item_time",
+        ("estimate_changes", "work_item_id", "changed_at", "change_id"),
+    ),
 ]
 
 

@@ -170,56 +170,60 @@ class PageWriter:
             by_id.pop(native_id, None)
             by_id[native_id] = raw
 
-        # 2. Skip records whose payload is byte-for-byte what we stored last time.
+        # 2. Skip records whose payload is byte-for-byte what we stored last time. The hash
+        # lookup and, if anything changed, the writes share one transaction (one pooled
+        # connection, one round of checkout and begin).
         texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
         hashes = {nid: payload_hash(text) for nid, text in texts.items()}
-        known = self._known_hashes(list(by_id))
+        with db.transaction(self.engine) as conn:
+            known = self._known_hashes(conn, list(by_id))
 
-        # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
-        deletes: list[Replace] = []
-        upserts: dict[str, list[dict[str, Any]]] = {}
-        raw_rows: list[dict[str, Any]] = []
-        for nid, raw in by_id.items():
-            if known.get(nid) == hashes[nid]:
-                result.skipped += 1
-                continue
-            try:
-                mapped = list(self.stream.map(raw, self.scope))
-                _validate(mapped)
-            except QUARANTINE_ERRORS as exc:
-                quarantine.append(
-                    self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+            # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
+            deletes: list[Replace] = []
+            upserts: dict[str, list[dict[str, Any]]] = {}
+            raw_rows: list[dict[str, Any]] = []
+            for nid, raw in by_id.items():
+                if known.get(nid) == hashes[nid]:
+                    result.skipped += 1
+                    continue
+                try:
+                    mapped = list(self.stream.map(raw, self.scope))
+                    _validate(mapped)
+                except QUARANTINE_ERRORS as exc:
+                    quarantine.append(
+                        self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+                    )
+                    continue
+                for item in mapped:
+                    if isinstance(item, Replace):
+                        deletes.append(item)
+                    else:
+                        upserts.setdefault(item.table, []).append(item.values)
+                raw_rows.append(
+                    {
+                        "source_name": self.source,
+                        "stream": self.stream.name,
+                        "native_id": nid,
+                        "scope": self.scope,
+                        "hash": hashes[nid],
+                        "payload": texts[nid],
+                        "fetched_at": now,
+                    }
                 )
-                continue
-            for item in mapped:
-                if isinstance(item, Replace):
-                    deletes.append(item)
-                else:
-                    upserts.setdefault(item.table, []).append(item.values)
-            raw_rows.append(
-                {
-                    "source_name": self.source,
-                    "stream": self.stream.name,
-                    "native_id": nid,
-                    "scope": self.scope,
-                    "hash": hashes[nid],
-                    "payload": texts[nid],
-                    "fetched_at": now,
-                }
-            )
-            result.records += 1
-        result.quarantined = len(quarantine)
+                result.records += 1
+            result.quarantined = len(quarantine)
 
-        cursor_text = None
-        if self.store_cursor and page.cursor is not None:
-            cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
-        cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
-        if not (raw_rows or quarantine or cursor_moved):
-            return result  # nothing changed: not even a transaction
+            cursor_text = None
+            if self.store_cursor and page.cursor is not None:
+                cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
+            cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
+            if not (raw_rows or quarantine or cursor_moved):
+                return result  # nothing changed: nothing written
 
-        # 4. One transaction: deletes, upserts, raw payloads, quarantine, cursor. Not durable:
-        # a page lost to a database crash takes its cursor with it and is fetched again.
-        with db.transaction(self.engine, durable=False) as conn:
+            # 4. Deletes, upserts, raw payloads, quarantine and cursor commit together. No
+            # need to wait for the disk: a page lost to a database crash takes its cursor
+            # with it and is fetched again.
+            db.async_commit(conn)
             _apply_deletes(conn, deletes)
             for table_name, rows in upserts.items():
                 db.upsert(conn, table_name, rows)
@@ -245,16 +249,15 @@ class PageWriter:
             self.cursor_text = cursor_text
         return result
 
-    def _known_hashes(self, ids: list[str]) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            return db.lookup(
-                conn,
-                "raw_payloads",
-                {"source_name": self.source, "stream": self.stream.name},
-                "native_id",
-                ids,
-                "hash",
-            )
+    def _known_hashes(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+        return db.lookup(
+            conn,
+            "raw_payloads",
+            {"source_name": self.source, "stream": self.stream.name},
+            "native_id",
+            ids,
+            "hash",
+        )
 
     def _quarantine_row(
         self, native_id: str | None, error: str, raw: Any, now: datetime

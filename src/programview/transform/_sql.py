@@ -137,24 +137,20 @@ def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None)
 
 
 def points_at(item: str, at: str) -> str:
-    """Scalar subquery: the estimate of work item ``item`` at time ``at``, rebuilt from
+    """SQL expression: the estimate of work item ``item`` at time ``at``, rebuilt from
     ``estimate_changes`` (docs/metrics.md): the latest ``to_points`` changed at or before
     ``at``; if every change is later, the earliest change's ``from_points``.
 
     Only meaningful for items that have estimate changes; callers use the current
-    ``story_points`` for the others (most items), so this subquery runs on few rows. One
-    subquery (not COALESCE of two) because a change may set the estimate *to* NULL.
+    ``story_points`` for the others (most items), so these subqueries run on few rows, each
+    an index walk on ``(work_item_id, changed_at, change_id)`` without a sort. EXISTS
+    decides the branch because a change may set the estimate *to* NULL.
     """
-    before = f"e.changed_at <= {at}"
-    # The ordering keys are computed in a derived table: SQLite cannot see outer columns
-    # in a subquery's ORDER BY.
+    before = f"e.work_item_id = {item} AND e.changed_at <= {at}"
     return (
-        f"(SELECT z.points FROM (SELECT "
-        f"CASE WHEN {before} THEN e.to_points ELSE e.from_points END AS points, "
-        f"CASE WHEN {before} THEN 0 ELSE 1 END AS after_flag, "
-        f"CASE WHEN {before} THEN e.changed_at END AS before_at, "
-        f"e.changed_at, e.change_id "
-        f"FROM estimate_changes e WHERE e.work_item_id = {item}) z "
-        f"ORDER BY z.after_flag, z.before_at DESC, z.changed_at, z.change_id DESC "
-        f"LIMIT 1)"
+        f"CASE WHEN EXISTS (SELECT 1 FROM estimate_changes e WHERE {before}) "
+        f"THEN (SELECT e.to_points FROM estimate_changes e WHERE {before} "
+        f"ORDER BY e.changed_at DESC, e.change_id DESC LIMIT 1) "
+        f"ELSE (SELECT e.from_points FROM estimate_changes e WHERE e.work_item_id = {item} "
+        f"ORDER BY e.changed_at, e.change_id LIMIT 1) END"
     )

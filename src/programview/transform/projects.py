@@ -70,9 +70,9 @@ def _scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
 
 
 #: "open at {t}": created by then and not done by then (done without a date: done).
-_OPEN_AT = (
-    "(wi.created_at IS NULL OR wi.created_at <= {t}) AND NOT (wi.status_category = 'done' "
-    "AND (wi.resolved_at IS NULL OR wi.resolved_at <= {t}))"
+_OPEN_AT = (  # the "not done" test first: it is false for most items and ends the AND early
+    "NOT (wi.status_category = 'done' AND (wi.resolved_at IS NULL OR wi.resolved_at <= {t})) "
+    "AND (wi.created_at IS NULL OR wi.created_at <= {t})"
 )
 _LIVE = "NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)"
 _DELIVERED = "wi.status_category = 'done' AND NOT wi.not_delivered AND wi.type_category <> 'epic'"
@@ -111,23 +111,23 @@ def _item_aggregates(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, 
     sql = f"""
 SELECT wi.source_name, wi.scope,
   COUNT(*) AS item_count,
-  SUM(CASE WHEN wi.type_category <> 'epic' THEN 1 ELSE 0 END) AS countable_items,
-  SUM(CASE WHEN wi.type_category <> 'epic' AND wi.story_points IS NULL THEN 1 ELSE 0 END)
+  COUNT(*) FILTER (WHERE wi.type_category <> 'epic') AS countable_items,
+  COUNT(*) FILTER (WHERE wi.type_category <> 'epic' AND wi.story_points IS NULL)
     AS unestimated_items,
-  SUM(CASE WHEN wi.type_category <> 'epic' AND NOT wi.not_delivered
-           THEN wi.story_points END) AS total_points,
-  SUM(CASE WHEN {_DELIVERED} AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)
-           THEN wi.story_points END) AS done_points,
-  SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":as_of")} THEN 1 ELSE 0 END)
+  SUM(wi.story_points) FILTER (WHERE wi.type_category <> 'epic' AND NOT wi.not_delivered)
+    AS total_points,
+  SUM(wi.story_points) FILTER (
+    WHERE {_DELIVERED} AND (wi.resolved_at IS NULL OR wi.resolved_at <= :as_of)) AS done_points,
+  COUNT(*) FILTER (WHERE wi.type_category = 'bug' AND {_OPEN_AT.format(t=":as_of")})
     AS open_bugs,
-  SUM(CASE WHEN wi.type_category = 'bug' AND {_OPEN_AT.format(t=":t_trend")}
-           THEN 1 ELSE 0 END) AS open_bugs_then,
-  SUM(CASE WHEN wi.type_category = 'bug' AND wi.created_at > :t_defect THEN 1 ELSE 0 END)
+  COUNT(*) FILTER (WHERE wi.type_category = 'bug' AND {_OPEN_AT.format(t=":t_trend")})
+    AS open_bugs_then,
+  COUNT(*) FILTER (WHERE wi.type_category = 'bug' AND wi.created_at > :t_defect)
     AS bugs_created,
-  SUM(CASE WHEN wi.type_category <> 'epic' AND wi.created_at > :t_scope
-           THEN wi.story_points END) AS scope_added_points,
-  SUM(CASE WHEN wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}
-           THEN wi.story_points END) AS scope_base_points
+  SUM(wi.story_points) FILTER (WHERE wi.type_category <> 'epic' AND wi.created_at > :t_scope)
+    AS scope_added_points,
+  SUM(wi.story_points) FILTER (
+    WHERE wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}) AS scope_base_points
 FROM work_items wi
 WHERE {_LIVE}
 GROUP BY wi.source_name, wi.scope
@@ -140,27 +140,69 @@ class Recent:
     """What the items delivered inside the longest recent window add up to, per project."""
 
     sums: Sums
-    cycle_days: list[float]
+    cycle_items: int = 0
+    cycle_p50: float | None = None
+    cycle_p85: float | None = None
 
 
 def _recent_deliveries(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Recent]:
-    """Throughput, delivered points, the fallback velocity windows and cycle times: one
-    index range scan over the items resolved in the longest of those windows."""
+    """Throughput, delivered points, the fallback velocity windows and cycle-time
+    percentiles: one index range scan over the items resolved in the longest of those
+    windows. PostgreSQL takes the percentiles itself (``percentile_cont`` interpolates
+    linearly, like numpy's default); SQLite has no percentile function, so there the rows
+    come back and numpy takes them."""
     m = ctx.config.metrics
     days = timedelta(days=1)
     windows = _velocity_windows(ctx)
-    starts = {
+    params: dict[str, Any] = {
+        "as_of": ctx.as_of,
         "t_thru": ctx.as_of - 7 * m.throughput_weeks * days,
         "t_defect": ctx.as_of - m.defect_window_days * days,
         "t_cycle": ctx.as_of - m.cycle_time_days * days,
     }
-    params: dict[str, Any] = {
-        "as_of": ctx.as_of,
-        "t_min": min(*starts.values(), windows[-1][0]),
-        **starts,
-        **{f"vw{k}": start for k, (start, _end) in enumerate(windows)},
-    }
-    window = " ".join(f"WHEN wi.resolved_at > :vw{k} THEN {k}" for k in range(len(windows)))
+    params["t_min"] = min(*params.values(), windows[-1][0])
+    for k, (start, end) in enumerate(windows):
+        params[f"vw{k}_start"], params[f"vw{k}_end"] = start, end
+    cycle = "wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at"
+    days_expr = ctx.sql.days_between("wi.resolved_at", "wi.started_at")
+    where = f"wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}"
+    if ctx.sql.dialect == "postgresql":
+        vw = ",\n".join(
+            f"  SUM(wi.story_points) FILTER (WHERE wi.resolved_at > :vw{k}_start "
+            f"AND wi.resolved_at <= :vw{k}_end) AS vw{k}"
+            for k in range(len(windows))
+        )
+        rows = fetch(
+            ctx.conn,
+            f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT sp.project_key,
+  COUNT(*) FILTER (WHERE wi.resolved_at > :t_thru) AS throughput_items,
+  SUM(wi.story_points) FILTER (WHERE wi.resolved_at > :t_defect) AS delivered_points,
+{vw},
+  COUNT(*) FILTER (WHERE {cycle}) AS cycle_items,
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY {days_expr}) FILTER (WHERE {cycle}) AS p50,
+  percentile_cont(0.85) WITHIN GROUP (ORDER BY {days_expr}) FILTER (WHERE {cycle}) AS p85
+FROM work_items wi
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE {where}
+GROUP BY sp.project_key
+""",
+            params,
+        )
+        out: dict[str, Recent] = {}
+        for r in rows:
+            sums: Sums = defaultdict(float)
+            for name in (
+                "throughput_items",
+                "delivered_points",
+                *(f"vw{k}" for k in range(len(windows))),
+            ):
+                sums[name] = float(r._mapping[name] or 0)
+            out[r.project_key] = Recent(sums, int(r.cycle_items), _float(r.p50), _float(r.p85))
+        return out
+
+    window = " ".join(f"WHEN wi.resolved_at > :vw{k}_start THEN {k}" for k in range(len(windows)))
     rows = fetch(
         ctx.conn,
         f"""
@@ -168,38 +210,44 @@ SELECT wi.source_name, wi.scope, wi.story_points,
        CASE {window} END AS vw,
        CASE WHEN wi.resolved_at > :t_thru THEN 1 ELSE 0 END AS in_thru,
        CASE WHEN wi.resolved_at > :t_defect THEN 1 ELSE 0 END AS in_defect,
-       CASE WHEN wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at
-            THEN {ctx.sql.days_between("wi.resolved_at", "wi.started_at")} END AS cycle_days
+       CASE WHEN {cycle} THEN {days_expr} END AS cycle_days
 FROM work_items wi
-WHERE wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}
+WHERE {where}
 """,
         params,
     )
-    out: dict[str, Recent] = {}
-    for source, scope, points, vw, in_thru, in_defect, cycle_days in rows:
+    found: dict[str, tuple[Sums, list[float]]] = {}
+    for source, scope, points, vw_k, in_thru, in_defect, cycle_days in rows:
         project = scopes.get((source, scope))
         if project is None:
             continue
-        rec = out.get(project)
-        if rec is None:
-            rec = out[project] = Recent(defaultdict(float), [])
+        sums, cycle_days_list = found.setdefault(project, (defaultdict(float), []))
         pts = float(points or 0)
-        if vw is not None:
-            rec.sums[f"vw{vw}"] += pts
+        if vw_k is not None:
+            sums[f"vw{vw_k}"] += pts
         if in_thru:
-            rec.sums["throughput_items"] += 1
+            sums["throughput_items"] += 1
         if in_defect:
-            rec.sums["delivered_points"] += pts
+            sums["delivered_points"] += pts
         if cycle_days is not None:
-            rec.cycle_days.append(float(cycle_days))
-    return out
+            cycle_days_list.append(float(cycle_days))
+    return {
+        project: Recent(
+            sums,
+            len(cycle),
+            percentile(cycle, 50) if cycle else None,
+            percentile(cycle, 85) if cycle else None,
+        )
+        for project, (sums, cycle) in found.items()
+    }
 
 
 def _estimate_history(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Sums]:
-    """Scope-change inputs that need estimate history, for the few items that have one and
-    were open at the start of the scope window: the base valued at the estimate back then
-    (a correction to today's estimate, which the all-time pass used), and the points added
-    by raising estimates inside the window."""
+    """Scope-change inputs that need estimate history: the base valued at each item's
+    estimate at the start of the window rather than today's (a correction to the all-time
+    pass), and the points added by raising estimates inside the window. Only items
+    re-estimated since the window started can differ, so this reads the few changes in the
+    window (an index range), not the whole history."""
     t0 = ctx.as_of - timedelta(days=ctx.config.metrics.scope_change_days)
     rows = fetch(
         ctx.conn,
@@ -210,7 +258,7 @@ SELECT wi.source_name, wi.scope,
   SUM((SELECT SUM(e.to_points - COALESCE(e.from_points, 0)) FROM estimate_changes e
         WHERE e.work_item_id = wi.id AND e.changed_at > :t0 AND e.changed_at <= :as_of
           AND e.to_points > COALESCE(e.from_points, 0))) AS reestimated_up
-FROM (SELECT DISTINCT work_item_id FROM estimate_changes) ch
+FROM (SELECT DISTINCT work_item_id FROM estimate_changes WHERE changed_at > :t0) ch
 JOIN work_items wi ON wi.id = ch.work_item_id
 WHERE {_LIVE} AND wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t0")}
 GROUP BY wi.source_name, wi.scope
@@ -281,16 +329,22 @@ GROUP BY COALESCE(sp.project_key, m.project_key)
 
 
 def _actuals(
-    ctx: Ctx, scopes: dict[tuple[str, str], str]
+    ctx: Ctx, scopes: dict[tuple[str, str], str], projects: list[ProjectInfo]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Imported costs (projects with any import) and logged hours (projects with any
-    worklog), each summed up to as_of. Worklogs of deleted items count: the money is spent."""
-    costs = fetch(
-        ctx.conn,
-        "SELECT project_key, COALESCE(SUM(CASE WHEN date <= :d THEN amount END), 0) "
-        "FROM project_costs GROUP BY project_key",
-        {"d": ctx.as_of_date},
-    )
+    """Imported costs (of projects with any import) and hours logged up to as_of (of
+    projects with an hourly rate and no import: the only ones whose actual cost comes from
+    worklogs, so the worklog join is skipped when there are none)."""
+    costs = {
+        r[0]: float(r[1])
+        for r in fetch(
+            ctx.conn,
+            "SELECT project_key, COALESCE(SUM(CASE WHEN date <= :d THEN amount END), 0) "
+            "FROM project_costs GROUP BY project_key",
+            {"d": ctx.as_of_date},
+        )
+    }
+    if not any(p.hourly_rate is not None and p.key not in costs for p in projects):
+        return costs, {}
     hours = fetch(
         ctx.conn,
         """
@@ -302,8 +356,7 @@ GROUP BY wi.source_name, wi.scope
 """,
         {"as_of": ctx.as_of},
     )
-    logged = {k: v["hours"] for k, v in _by_project(scopes, hours).items()}
-    return {r[0]: float(r[1]) for r in costs}, logged
+    return costs, {k: v["hours"] for k, v in _by_project(scopes, hours).items()}
 
 
 def _float(value: Any) -> float | None:
@@ -338,12 +391,13 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
     history = _estimate_history(ctx, scopes)
     sprints = _closed_sprints(ctx)
     on_time = _on_time(ctx)
-    costs, hours = _actuals(ctx, scopes)
+    projects = _projects(ctx)
+    costs, hours = _actuals(ctx, scopes, projects)
     n_windows = len(_velocity_windows(ctx))
-    nothing = Recent(defaultdict(float), [])
+    nothing = Recent(defaultdict(float))
 
     results: list[ProjectResult] = []
-    for info in _projects(ctx):
+    for info in projects:
         v: dict[str, Any] = {}
         why: dict[str, str] = {}
         a = agg.get(info.key)
@@ -423,11 +477,10 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
             if v["scope_change_pct"] is None:
                 why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"
 
-        durations = r.cycle_days
-        if durations:
-            v["cycle_time_p50_days"] = percentile(durations, 50)
-            v["cycle_time_p85_days"] = percentile(durations, 85)
-            v["cycle_time_items"] = len(durations)
+        if r.cycle_items:
+            v["cycle_time_p50_days"] = r.cycle_p50
+            v["cycle_time_p85_days"] = r.cycle_p85
+            v["cycle_time_items"] = r.cycle_items
         elif has_items:
             why["cycle_time"] = (
                 f"no item with a start time delivered in the last {m.cycle_time_days} days"
@@ -474,13 +527,13 @@ def _budget(
 
     if info.key in costs:
         v["actual_cost"], v["actual_cost_source"] = costs[info.key], "costs"
-    elif info.key in hours and info.hourly_rate is not None:
+    elif info.hourly_rate is None:
+        why["actual_cost"] = "no imported costs and no hourly_rate configured for worklogs"
+    elif info.key in hours:
         v["actual_cost"] = hours[info.key] * info.hourly_rate
         v["actual_cost_source"] = "worklogs"
-    elif info.key in hours:
-        why["actual_cost"] = "worklogs but no hourly_rate configured, and no imported costs"
     else:
-        why["actual_cost"] = "no worklogs and no imported costs"
+        why["actual_cost"] = "no imported costs and no worklogs up to as_of"
 
     total = v.get("total_points")
     if info.budget is None:

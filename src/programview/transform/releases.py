@@ -70,12 +70,12 @@ items AS (
   SELECT wr.release_id,
          COUNT(*) AS item_count,
          COALESCE(SUM(wi.story_points), 0) AS points,
-         COALESCE(SUM(CASE WHEN wi.status_category = 'done' AND NOT wi.not_delivered
-                           THEN wi.story_points END), 0) AS done_points,
-         SUM(CASE WHEN wi.type_category = 'bug' AND wi.status_category <> 'done'
-                  THEN 1 ELSE 0 END) AS open_bugs,
-         SUM(CASE WHEN wi.story_points IS NULL THEN 1 ELSE 0 END) AS unestimated_items,
-         MAX(CASE WHEN wi.status_category = 'done' THEN wi.resolved_at END) AS last_resolved_at
+         COALESCE(SUM(wi.story_points) FILTER (
+           WHERE wi.status_category = 'done' AND NOT wi.not_delivered), 0) AS done_points,
+         COUNT(*) FILTER (WHERE wi.type_category = 'bug' AND wi.status_category <> 'done')
+           AS open_bugs,
+         COUNT(*) FILTER (WHERE wi.story_points IS NULL) AS unestimated_items,
+         MAX(wi.resolved_at) FILTER (WHERE wi.status_category = 'done') AS last_resolved_at
   FROM work_item_releases wr
   JOIN work_items wi ON wi.id = wr.work_item_id AND NOT wi.is_deleted
   WHERE wr.release_id IN :ids

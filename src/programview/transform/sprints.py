@@ -30,22 +30,20 @@ import sqlalchemy as sa
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
 from programview.warehouse.db import table
 
-# A membership's flags (0/1), from the sprint's start (ref_start) and close (close_at).
+# Conditions on one membership (si) of sprint s, from its start (ref_start) and close (close_at).
 _IN_AT_START = (
-    "CASE WHEN (si.added_at IS NULL OR si.added_at <= s.ref_start) "
-    "AND (si.removed_at IS NULL OR si.removed_at > s.ref_start) THEN 1 ELSE 0 END"
+    "(si.added_at IS NULL OR si.added_at <= s.ref_start) "
+    "AND (si.removed_at IS NULL OR si.removed_at > s.ref_start)"
 )
-_ADDED = "CASE WHEN si.added_at > s.ref_start AND si.added_at <= s.close_at THEN 1 ELSE 0 END"
-_REMOVED = "CASE WHEN si.removed_at > s.ref_start AND si.removed_at <= s.close_at THEN 1 ELSE 0 END"
+_ADDED = "si.added_at > s.ref_start AND si.added_at <= s.close_at"
+_REMOVED = "si.removed_at > s.ref_start AND si.removed_at <= s.close_at"
 _IN_AT_CLOSE = (
-    "CASE WHEN (si.added_at IS NULL OR si.added_at <= s.close_at) "
-    "AND (si.removed_at IS NULL OR si.removed_at > s.close_at) THEN 1 ELSE 0 END"
+    "(si.added_at IS NULL OR si.added_at <= s.close_at) "
+    "AND (si.removed_at IS NULL OR si.removed_at > s.close_at)"
 )
 _COMPLETED = (
-    "CASE WHEN s.closes = 1 AND wi.status_category = 'done' AND NOT wi.not_delivered "
-    "AND (wi.resolved_at IS NULL OR wi.resolved_at <= s.close_at) "
-    "AND (si.added_at IS NULL OR si.added_at <= s.close_at) "
-    "AND (si.removed_at IS NULL OR si.removed_at > s.close_at) THEN 1 ELSE 0 END"
+    "s.closes = 1 AND wi.status_category = 'done' AND NOT wi.not_delivered "
+    f"AND (wi.resolved_at IS NULL OR wi.resolved_at <= s.close_at) AND {_IN_AT_CLOSE}"
 )
 
 
@@ -99,7 +97,7 @@ WHERE :full = 1 OR m.sprint_id IS NULL OR s.state IS NULL OR s.state <> 'closed'
                 "project_key": c.project_key or voted.get(c.id),
                 "close_at": c.close_at,
                 "computed_at": ctx.as_of,
-                **{k: (got[k] if got is not None else 0) for k in _FIELDS},
+                **{k: ((got[k] or 0) if got is not None else 0) for k in _FIELDS},
             }
         )
     if out:
@@ -120,7 +118,7 @@ _FIELDS = (
     "unestimated_items",
 )
 _FIGURES = f"""
-WITH s AS (
+WITH s AS MATERIALIZED (  -- once: its CASEs would otherwise be inlined into every test
   SELECT id, state,
          COALESCE(start_at, :as_of) AS ref_start,
          CASE WHEN state = 'closed' THEN COALESCE(completed_at, end_at, :as_of)
@@ -129,20 +127,21 @@ WITH s AS (
          CASE WHEN state IN ('closed', 'active') THEN 1 ELSE 0 END AS closes
   FROM sprints WHERE id IN :ids
 ),
-ch AS (SELECT DISTINCT work_item_id FROM estimate_changes)
+ch AS MATERIALIZED (  -- members with estimate history (few): only they need the lookups
+  SELECT DISTINCT x.work_item_id FROM sprint_items x
+  WHERE x.sprint_id IN :ids
+    AND EXISTS (SELECT 1 FROM estimate_changes e WHERE e.work_item_id = x.work_item_id)
+)
 SELECT si.sprint_id,
-  SUM({_IN_AT_START}) AS committed_items,
-  COALESCE(SUM(CASE WHEN {_IN_AT_START} = 1 THEN {_points("s.ref_start")} END), 0)
-    AS committed_points,
-  SUM({_ADDED}) AS added_items,
-  COALESCE(SUM(CASE WHEN {_ADDED} = 1 THEN {_points("s.close_at")} END), 0) AS added_points,
-  SUM({_REMOVED}) AS removed_items,
-  COALESCE(SUM(CASE WHEN {_REMOVED} = 1 THEN {_points("si.removed_at")} END), 0)
-    AS removed_points,
-  SUM({_COMPLETED}) AS completed_items,
-  COALESCE(SUM(CASE WHEN {_COMPLETED} = 1 THEN {_points("s.close_at")} END), 0)
-    AS completed_points,
-  SUM(CASE WHEN {_IN_AT_CLOSE} = 1 AND {_points("s.close_at")} IS NULL THEN 1 ELSE 0 END)
+  COUNT(*) FILTER (WHERE {_IN_AT_START}) AS committed_items,
+  SUM({_points("s.ref_start")}) FILTER (WHERE {_IN_AT_START}) AS committed_points,
+  COUNT(*) FILTER (WHERE {_ADDED}) AS added_items,
+  SUM({_points("s.close_at")}) FILTER (WHERE {_ADDED}) AS added_points,
+  COUNT(*) FILTER (WHERE {_REMOVED}) AS removed_items,
+  SUM({_points("si.removed_at")}) FILTER (WHERE {_REMOVED}) AS removed_points,
+  COUNT(*) FILTER (WHERE {_COMPLETED}) AS completed_items,
+  SUM({_points("s.close_at")}) FILTER (WHERE {_COMPLETED}) AS completed_points,
+  COUNT(*) FILTER (WHERE {_IN_AT_CLOSE} AND {_points("s.close_at")} IS NULL)
     AS unestimated_items
 FROM s
 JOIN sprint_items si ON si.sprint_id = s.id

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from programview.warehouse.models import Base, Dependency, WorkItem
+from programview.warehouse.models import Base, EstimateChange, WorkItem
 
 # --- current facts (full refresh on every run) ----------------------------------------------
 
@@ -219,5 +219,10 @@ class AlertEvent(Base):
 # sync engine owns them.
 
 Index("ix_work_items_resolved_at", WorkItem.resolved_at)
-Index("ix_work_items_created_at", WorkItem.created_at)
-Index("ix_dependencies_link_kind", Dependency.link_kind)
+Index("ix_estimate_changes_changed_at", EstimateChange.changed_at)
+Index(
+    "ix_estimate_changes_item_time",
+    EstimateChange.work_item_id,
+    EstimateChange.changed_at,
+    EstimateChange.change_id,
+)
