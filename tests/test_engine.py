@@ -419,6 +419,27 @@ def test_deleted_items_are_marked_and_come_back(engine: sa.Engine, warehouse_url
     assert (bool(back.is_deleted), back.deleted_at) == (False, None)
 
 
+def test_items_the_token_can_no_longer_see_are_kept_and_reported(
+    engine: sa.Engine, warehouse_url: str
+) -> None:
+    api = FakeApi(scopes=("ALPHA",), items=5)
+    config = make_config(warehouse_url, ("ALPHA",))
+    run(config, api)
+    api.hide("ALPHA", "ALPHA-3")  # still exists (403), not deleted (404)
+    api.delete("ALPHA", "ALPHA-4")
+
+    result = run(config, api)
+
+    assert result.deleted == 1
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT item_key, is_deleted FROM work_items")).all())
+        message = conn.execute(
+            sa.text("SELECT message FROM sync_runs WHERE id = :id"), {"id": result.run_id}
+        ).scalar()
+    assert {k: bool(v) for k, v in rows.items()} == {f"ALPHA-{i}": i == 4 for i in range(1, 6)}
+    assert "can no longer see" in message and "1 item(s)" in message
+
+
 def test_partial_listing_deletes_nothing(engine: sa.Engine, warehouse_url: str) -> None:
     api = FakeApi(scopes=("ALPHA",), items=5)
     config = make_config(warehouse_url, ("ALPHA",))

@@ -172,3 +172,13 @@ class Connector(ABC):
     async def live_ids(self, scope: str) -> LiveIds | None:
         """Optional deletion reconcile for ``scope``; see :class:`LiveIds`."""
         return None
+
+    async def classify_missing(self, scope: str, native_ids: list[str]) -> dict[str, str]:
+        """Why items are missing from :meth:`live_ids`' listing, by native id.
+
+        ``"deleted"`` and ``"moved"`` (out of this scope; a move into another synced scope is
+        followed by the stable id) mark the work item deleted; ``"hidden"`` (it exists but
+        this account can no longer see it, e.g. a 403 on a direct lookup) keeps it and says so
+        in the run; ``"live"``/``"unknown"`` change nothing. The default trusts the listing.
+        """
+        return dict.fromkeys(native_ids, "deleted")

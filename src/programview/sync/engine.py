@@ -723,9 +723,38 @@ class _Run:
             return
         if live is None:
             return
-        self.deleted += await self.db(self._apply_live_ids, src, scope, live)
+        missing = await self.db(self._missing_ids, src, scope, live)
+        verdicts: dict[str, str] = {}
+        if missing:
+            try:
+                verdicts = await connector.classify_missing(scope, missing)
+            except Exception as exc:  # a failed check deletes nothing
+                self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
+                return
+        hidden = sorted(n for n, v in verdicts.items() if v == "hidden")
+        if hidden:
+            shown = ", ".join(hidden[:5]) + (
+                f" and {len(hidden) - 5} more" if len(hidden) > 5 else ""
+            )
+            self.notes.append(
+                f"[{src}] {len(hidden)} item(s) of {scope!r} still exist but this account can no "
+                f"longer see them (kept, not marked deleted): {shown}"
+            )
+        gone = {n for n, v in verdicts.items() if v in ("deleted", "moved")}
+        self.deleted += await self.db(self._apply_live_ids, src, scope, live, gone)
 
-    def _apply_live_ids(self, source: str, scope: str, live: LiveIds) -> int:
+    def _missing_ids(self, source: str, scope: str, live: LiveIds) -> list[str]:
+        """Native ids of live work items of ``scope`` that the listing no longer has."""
+        t = db.table("work_items")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.native_id).where(
+                    t.c.source_name == source, t.c.scope == scope, t.c.is_deleted.is_(False)
+                )
+            ).scalars()
+            return sorted(n for n in rows if n not in live.native_ids)
+
+    def _apply_live_ids(self, source: str, scope: str, live: LiveIds, gone_ids: set[str]) -> int:
         t = db.table("work_items")
         now = _now()
         with db.transaction(self.engine) as conn:
@@ -734,7 +763,7 @@ class _Run:
                     t.c.source_name == source, t.c.scope == scope
                 )
             ).all()
-            gone = [r.id for r in rows if r.native_id not in live.native_ids and not r.is_deleted]
+            gone = [r.id for r in rows if r.native_id in gone_ids and not r.is_deleted]
             back = [r.id for r in rows if r.native_id in live.native_ids and r.is_deleted]
             for ids, values in (
                 (gone, {"is_deleted": True, "deleted_at": now}),

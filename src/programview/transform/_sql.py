@@ -53,6 +53,12 @@ class Sql:
             return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
         return f"(julianday({later}) - julianday({earlier}))"
 
+    def floor(self, expr: str) -> str:
+        """Largest integer <= a non-negative number."""
+        if self.dialect == "postgresql":
+            return f"CAST(FLOOR({expr}) AS INTEGER)"
+        return f"CAST({expr} AS INTEGER)"
+
     def date_diff(self, later: str, earlier: str) -> str:
         """Whole days from ``earlier`` to ``later`` (dates)."""
         if self.dialect == "postgresql":

@@ -145,13 +145,23 @@ class Recent:
     cycle_p85: float | None = None
 
 
-def _recent_deliveries(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Recent]:
+#: Cycle-time percentiles taken (percent).
+_PERCENTILES = (50, 85)
+
+
+def _recent_deliveries(ctx: Ctx) -> dict[str, Recent]:
     """Throughput, delivered points, the fallback velocity windows and cycle-time
-    percentiles: one index range scan over the items resolved in the longest of those
-    windows. PostgreSQL takes the percentiles itself (``percentile_cont`` interpolates
-    linearly, like numpy's default); SQLite has no percentile function, so there the rows
-    come back and numpy takes them."""
+    percentiles, per project: one index range scan over the items resolved in the longest of
+    those windows.
+
+    Percentiles are numpy's default (linear interpolation between closest ranks): for n
+    values sorted ascending and q in [0, 1], h = (n - 1) * q and the result is
+    x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]). SQLite has no percentile
+    function, so the two ranks around h are picked with ROW_NUMBER (on both databases, one
+    code path) and interpolated here.
+    """
     m = ctx.config.metrics
+    sql = ctx.sql
     days = timedelta(days=1)
     windows = _velocity_windows(ctx)
     params: dict[str, Any] = {
@@ -163,83 +173,79 @@ def _recent_deliveries(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str
     params["t_min"] = min(*params.values(), windows[-1][0])
     for k, (start, end) in enumerate(windows):
         params[f"vw{k}_start"], params[f"vw{k}_end"] = start, end
-    cycle = "wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at"
-    days_expr = ctx.sql.days_between("wi.resolved_at", "wi.started_at")
-    where = f"wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}"
-    if ctx.sql.dialect == "postgresql":
-        vw = ",\n".join(
-            f"  SUM(wi.story_points) FILTER (WHERE wi.resolved_at > :vw{k}_start "
-            f"AND wi.resolved_at <= :vw{k}_end) AS vw{k}"
-            for k in range(len(windows))
-        )
-        rows = fetch(
-            ctx.conn,
-            f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key,
-  COUNT(*) FILTER (WHERE wi.resolved_at > :t_thru) AS throughput_items,
-  SUM(wi.story_points) FILTER (WHERE wi.resolved_at > :t_defect) AS delivered_points,
-{vw},
-  COUNT(*) FILTER (WHERE {cycle}) AS cycle_items,
-  percentile_cont(0.5) WITHIN GROUP (ORDER BY {days_expr}) FILTER (WHERE {cycle}) AS p50,
-  percentile_cont(0.85) WITHIN GROUP (ORDER BY {days_expr}) FILTER (WHERE {cycle}) AS p85
-FROM work_items wi
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-WHERE {where}
-GROUP BY sp.project_key
-""",
-            params,
-        )
-        out: dict[str, Recent] = {}
-        for r in rows:
-            sums: Sums = defaultdict(float)
-            for name in (
-                "throughput_items",
-                "delivered_points",
-                *(f"vw{k}" for k in range(len(windows))),
-            ):
-                sums[name] = float(r._mapping[name] or 0)
-            out[r.project_key] = Recent(sums, int(r.cycle_items), _float(r.p50), _float(r.p85))
-        return out
-
-    window = " ".join(f"WHEN wi.resolved_at > :vw{k}_start THEN {k}" for k in range(len(windows)))
+    vw = "".join(
+        f"    SUM(story_points) FILTER (WHERE resolved_at > :vw{k}_start "
+        f"AND resolved_at <= :vw{k}_end) AS vw{k},\n"
+        for k in range(len(windows))
+    )
+    ranks = "".join(
+        f"    MAX(cycle_days) FILTER (WHERE i = {sql.floor(_rank(q))}) AS p{q}_lo,\n"
+        f"    MAX(cycle_days) FILTER (WHERE i = {sql.floor(_rank(q))} + 1) AS p{q}_hi,\n"
+        for q in _PERCENTILES
+    )
     rows = fetch(
         ctx.conn,
         f"""
-SELECT wi.source_name, wi.scope, wi.story_points,
-       CASE {window} END AS vw,
-       CASE WHEN wi.resolved_at > :t_thru THEN 1 ELSE 0 END AS in_thru,
-       CASE WHEN wi.resolved_at > :t_defect THEN 1 ELSE 0 END AS in_defect,
-       CASE WHEN {cycle} THEN {days_expr} END AS cycle_days
-FROM work_items wi
-WHERE {where}
+WITH {SCOPE_PROJECT_CTE},
+r AS MATERIALIZED (
+  SELECT sp.project_key, wi.story_points, wi.resolved_at,
+         CASE WHEN wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at
+              THEN {sql.days_between("wi.resolved_at", "wi.started_at")} END AS cycle_days
+  FROM work_items wi
+  JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+  WHERE wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}
+),
+ranked AS (
+  SELECT project_key, cycle_days,
+         ROW_NUMBER() OVER (PARTITION BY project_key ORDER BY cycle_days) - 1 AS i,
+         COUNT(*) OVER (PARTITION BY project_key) AS n
+  FROM r WHERE cycle_days IS NOT NULL
+),
+pct AS (
+  SELECT project_key,
+{ranks}    MAX(n) AS cycle_items
+  FROM ranked GROUP BY project_key
+),
+totals AS (
+  SELECT project_key,
+{vw}    COUNT(*) FILTER (WHERE resolved_at > :t_thru) AS throughput_items,
+    SUM(story_points) FILTER (WHERE resolved_at > :t_defect) AS delivered_points
+  FROM r GROUP BY project_key
+)
+SELECT t.*, pct.cycle_items, {", ".join(f"pct.p{q}_lo, pct.p{q}_hi" for q in _PERCENTILES)}
+FROM totals t LEFT JOIN pct ON pct.project_key = t.project_key
 """,
         params,
     )
-    found: dict[str, tuple[Sums, list[float]]] = {}
-    for source, scope, points, vw_k, in_thru, in_defect, cycle_days in rows:
-        project = scopes.get((source, scope))
-        if project is None:
-            continue
-        sums, cycle_days_list = found.setdefault(project, (defaultdict(float), []))
-        pts = float(points or 0)
-        if vw_k is not None:
-            sums[f"vw{vw_k}"] += pts
-        if in_thru:
-            sums["throughput_items"] += 1
-        if in_defect:
-            sums["delivered_points"] += pts
-        if cycle_days is not None:
-            cycle_days_list.append(float(cycle_days))
-    return {
-        project: Recent(
-            sums,
-            len(cycle),
-            percentile(cycle, 50) if cycle else None,
-            percentile(cycle, 85) if cycle else None,
-        )
-        for project, (sums, cycle) in found.items()
-    }
+    out: dict[str, Recent] = {}
+    for row in rows:
+        r = row._mapping
+        sums: Sums = defaultdict(float)
+        for name in (
+            "throughput_items",
+            "delivered_points",
+            *(f"vw{k}" for k in range(len(windows))),
+        ):
+            sums[name] = float(r[name] or 0)
+        n = int(r["cycle_items"] or 0)
+        p50, p85 = (_interpolate(n, q / 100, r[f"p{q}_lo"], r[f"p{q}_hi"]) for q in _PERCENTILES)
+        out[r["project_key"]] = Recent(sums, n, p50, p85)
+    return out
+
+
+def _rank(q: int) -> str:
+    """h = (n - 1) * q in double precision (as numpy and _interpolate compute it; a
+    PostgreSQL numeric product could floor to a different rank)."""
+    return f"(n - 1) * CAST({q / 100} AS DOUBLE PRECISION)"
+
+
+def _interpolate(n: int, q: float, lo: float | None, hi: float | None) -> float | None:
+    """numpy's linear percentile from the values at ranks floor(h) and floor(h) + 1."""
+    if not n or lo is None:
+        return None
+    h = (n - 1) * q
+    frac = h - math.floor(h)
+    return float(lo) if hi is None or frac == 0 else float(lo) + frac * (float(hi) - float(lo))
 
 
 def _estimate_history(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Sums]:
@@ -367,13 +373,6 @@ def _div(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
-def percentile(values: list[float], q: float) -> float:
-    """numpy's default (linear interpolation) percentile."""
-    import numpy  # deferred: only the transform needs it, not every CLI start
-
-    return float(numpy.percentile(values, q))
-
-
 @dataclass(slots=True)
 class ProjectResult:
     """One project's metric values (``project_metrics`` columns) and why some are NULL."""
@@ -387,7 +386,7 @@ def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[Pro
     m = ctx.config.metrics
     scopes = _scope_projects(ctx)
     agg = _item_aggregates(ctx, scopes)
-    recent = _recent_deliveries(ctx, scopes)
+    recent = _recent_deliveries(ctx)
     history = _estimate_history(ctx, scopes)
     sprints = _closed_sprints(ctx)
     on_time = _on_time(ctx)

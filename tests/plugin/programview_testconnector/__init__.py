@@ -79,6 +79,8 @@ class FakeApi:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, dict[str, str]]] = []
         self.complete_listing = True
+        #: native ids that still exist but the token may no longer see (lookup answers 403)
+        self.hidden: set[str] = set()
         self.clock = BASE_TIME + timedelta(days=30)
         self._lock = threading.Lock()
         for s, scope in enumerate(scopes):
@@ -141,6 +143,12 @@ class FakeApi:
 
     def delete(self, scope: str, key: str) -> None:
         with self._lock:
+            self.items[scope] = [i for i in self.items[scope] if i["key"] != key]
+
+    def hide(self, scope: str, key: str) -> None:
+        """The item leaves the listing but still exists: a direct lookup answers 403."""
+        with self._lock:
+            self.hidden.update(str(i["id"]) for i in self.items[scope] if i["key"] == key)
             self.items[scope] = [i for i in self.items[scope] if i["key"] != key]
 
     def item_requests(self, scope: str) -> list[dict[str, str]]:
@@ -216,6 +224,13 @@ class FakeApi:
                 200,
                 json={"ids": [i.get("id") for i in items], "complete": self.complete_listing},
             )
+        if len(rest) == 2 and rest[0] == "items":
+            if rest[1] in self.hidden:
+                return httpx.Response(403, json={"message": "Forbidden"})
+            found = [i for i in items if str(i.get("id")) == rest[1]]
+            if not found:
+                return httpx.Response(404, json={"message": "Item Not Found"})
+            return httpx.Response(200, json={"key": found[0]["key"]})
         if len(rest) == 3 and rest[0] == "items" and rest[2] == "changes":
             found = [i for i in items if str(i.get("id")) == rest[1]]
             if not found:
@@ -450,6 +465,15 @@ class TestConnector(Connector):
         if not body.get("complete"):
             return None
         return LiveIds("items", {str(i) for i in body["ids"]})
+
+    async def classify_missing(self, scope: str, native_ids: list[str]) -> dict[str, str]:
+        verdicts = {}
+        for native in native_ids:
+            response = await self.http.request(
+                "GET", f"/projects/{scope}/items/{native}", expect=(200, 403, 404)
+            )
+            verdicts[native] = {200: "live", 403: "hidden"}.get(response.status_code, "deleted")
+        return verdicts
 
 
 def config_toml(warehouse_url: str, base_url: str, scopes: tuple[str, ...] = ("ALPHA",)) -> str:
