@@ -46,10 +46,23 @@ HISTORY_DAYS = 730
 SPRINT_DAYS = 14
 ITEMS_PER_PROJECT = 5000
 PROJECTS_PER_PROGRAM = 5
-SCAN_SQL = (
-    "SELECT count(*), sum(story_points), max(updated_at), sum(length(title)) FROM work_items"
-)
-WORDS = "api auth cart checkout db deploy flaky login mobile order pay refund search ui".split()
+SCAN_SQL = "SELECT count(*), sum(story_points), max(updated_at), sum(length(title)) FROM work_items"
+WORDS = [
+    "api",
+    "auth",
+    "cart",
+    "checkout",
+    "db",
+    "deploy",
+    "flaky",
+    "login",
+    "mobile",
+    "order",
+    "pay",
+    "refund",
+    "search",
+    "ui",
+]
 
 
 def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
@@ -57,11 +70,23 @@ def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
     rnd = random.Random(seed)
     start = AS_OF - timedelta(days=HISTORY_DAYS)
     n_projects = max(2, items // ITEMS_PER_PROJECT)
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in (
-        "sources", "programs", "projects", "project_scopes", "sprints", "work_items",
-        "sprint_items", "estimate_changes", "releases", "work_item_releases", "dependencies",
-        "worklogs",
-    )}
+    rows: dict[str, list[dict[str, Any]]] = {
+        name: []
+        for name in (
+            "sources",
+            "programs",
+            "projects",
+            "project_scopes",
+            "sprints",
+            "work_items",
+            "sprint_items",
+            "estimate_changes",
+            "releases",
+            "work_item_releases",
+            "dependencies",
+            "worklogs",
+        )
+    }
     rows["sources"].append({"name": "jira", "kind": "jira", "base_url": None})
     n_sprints = HISTORY_DAYS // SPRINT_DAYS + 2
     keys: list[list[str]] = []
@@ -69,22 +94,35 @@ def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
         key, program = f"P{p:03d}", f"G{p // PROJECTS_PER_PROGRAM:02d}"
         if p % PROJECTS_PER_PROGRAM == 0:
             rows["programs"].append({"key": program, "name": f"Program {program}"})
-        rows["projects"].append({
-            "key": key, "name": f"Project {key}", "program_key": program,
-            "budget": 1_000_000.0, "start_date": start.date(),
-            "end_date": (AS_OF + timedelta(days=180)).date(), "hourly_rate": 95.0,
-        })
+        rows["projects"].append(
+            {
+                "key": key,
+                "name": f"Project {key}",
+                "program_key": program,
+                "budget": 1_000_000.0,
+                "start_date": start.date(),
+                "end_date": (AS_OF + timedelta(days=180)).date(),
+                "hourly_rate": 95.0,
+            }
+        )
         rows["project_scopes"].append({"project_key": key, "source_name": "jira", "scope": key})
         for s in range(n_sprints):
             s_start = start + timedelta(days=SPRINT_DAYS * s)
             s_end = s_start + timedelta(days=SPRINT_DAYS)
             state = "closed" if s_end <= AS_OF else ("active" if s_start <= AS_OF else "future")
-            rows["sprints"].append({
-                "id": f"jira:{key}-s{s}", "source_name": "jira", "scope": key,
-                "native_id": f"{key}-s{s}", "name": f"{key} Sprint {s}", "state": state,
-                "start_at": s_start, "end_at": s_end,
-                "completed_at": s_end if state == "closed" else None,
-            })
+            rows["sprints"].append(
+                {
+                    "id": f"jira:{key}-s{s}",
+                    "source_name": "jira",
+                    "scope": key,
+                    "native_id": f"{key}-s{s}",
+                    "name": f"{key} Sprint {s}",
+                    "state": state,
+                    "start_at": s_start,
+                    "end_at": s_end,
+                    "completed_at": s_end if state == "closed" else None,
+                }
+            )
         for r in range(HISTORY_DAYS // 30 + 3):
             due = start.date() + timedelta(days=30 * (r + 1))
             shipped = due <= AS_OF.date()
@@ -92,14 +130,21 @@ def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
                 days=rnd.choice((-2, 0, 0, 1, 3, 8)), hours=15
             )
             backfilled = shipped and r < 3  # released before the first sync: inferred
-            rows["releases"].append({
-                "id": f"jira:{key}-r{r}", "source_name": "jira", "scope": key,
-                "native_id": f"{key}-r{r}", "name": f"{key} {r}.0", "kind": "version",
-                "due_date": due, "planned_date": None if backfilled else due,
-                "released": shipped,
-                "released_at": released_at if shipped and not backfilled else None,
-                "released_at_observed": shipped and not backfilled,
-            })
+            rows["releases"].append(
+                {
+                    "id": f"jira:{key}-r{r}",
+                    "source_name": "jira",
+                    "scope": key,
+                    "native_id": f"{key}-r{r}",
+                    "name": f"{key} {r}.0",
+                    "kind": "version",
+                    "due_date": due,
+                    "planned_date": None if backfilled else due,
+                    "released": shipped,
+                    "released_at": released_at if shipped and not backfilled else None,
+                    "released_at_observed": shipped and not backfilled,
+                }
+            )
         keys.append([])
 
     per_project = items // n_projects
@@ -119,64 +164,101 @@ def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
             else:
                 status, resolved = rnd.choice(("todo", "in_progress")), None
                 started = started if status == "in_progress" and started <= AS_OF else None
-            rows["work_items"].append({
-                "id": item_id, "source_name": "jira", "scope": key, "native_id": str(i),
-                "item_key": item_key, "url": f"https://jira.example.test/browse/{item_key}",
-                "title": f"{item_key}: " + " ".join(rnd.choices(WORDS, k=6)),
-                "raw_type": kind.capitalize(), "type_category": kind,
-                "raw_status": status, "status_category": status, "priority": "Medium",
-                "story_points": points, "assignee": f"user{rnd.randint(1, 60)}",
-                "created_at": created,
-                "updated_at": min(AS_OF, (resolved or created) + timedelta(hours=3)),
-                "started_at": started, "resolved_at": resolved,
-                "due_date": (created + timedelta(days=rnd.randint(5, 60))).date()
-                if rnd.random() < 0.2 else None,
-                "labels": ",".join(rnd.sample(WORDS, 2)),
-                "not_delivered": status == "done" and rnd.random() < 0.03,
-                "is_deleted": rnd.random() < 0.01,
-            })
+            rows["work_items"].append(
+                {
+                    "id": item_id,
+                    "source_name": "jira",
+                    "scope": key,
+                    "native_id": str(i),
+                    "item_key": item_key,
+                    "url": f"https://jira.example.test/browse/{item_key}",
+                    "title": f"{item_key}: " + " ".join(rnd.choices(WORDS, k=6)),
+                    "raw_type": kind.capitalize(),
+                    "type_category": kind,
+                    "raw_status": status,
+                    "status_category": status,
+                    "priority": "Medium",
+                    "story_points": points,
+                    "assignee": f"user{rnd.randint(1, 60)}",
+                    "created_at": created,
+                    "updated_at": min(AS_OF, (resolved or created) + timedelta(hours=3)),
+                    "started_at": started,
+                    "resolved_at": resolved,
+                    "due_date": (created + timedelta(days=rnd.randint(5, 60))).date()
+                    if rnd.random() < 0.2
+                    else None,
+                    "labels": ",".join(rnd.sample(WORDS, 2)),
+                    "not_delivered": status == "done" and rnd.random() < 0.03,
+                    "is_deleted": rnd.random() < 0.01,
+                }
+            )
             sprint = int((created - start).days // SPRINT_DAYS) + 1
             if kind != "epic" and sprint < n_sprints and rnd.random() < 0.75:
                 s_start = start + timedelta(days=SPRINT_DAYS * sprint)
-                added = (s_start + timedelta(days=rnd.randint(1, 10))
-                         if rnd.random() < 0.08 else None)
-                removed = (s_start + timedelta(days=rnd.randint(2, 12))
-                           if rnd.random() < 0.04 else None)
-                rows["sprint_items"].append({"sprint_id": f"jira:{key}-s{sprint}",
-                                             "work_item_id": item_id, "added_at": added,
-                                             "removed_at": removed})
+                added = (
+                    s_start + timedelta(days=rnd.randint(1, 10)) if rnd.random() < 0.08 else None
+                )
+                removed = (
+                    s_start + timedelta(days=rnd.randint(2, 12)) if rnd.random() < 0.04 else None
+                )
+                rows["sprint_items"].append(
+                    {
+                        "sprint_id": f"jira:{key}-s{sprint}",
+                        "work_item_id": item_id,
+                        "added_at": added,
+                        "removed_at": removed,
+                    }
+                )
                 if status != "done" and sprint + 1 < n_sprints and rnd.random() < 0.5:
-                    rows["sprint_items"].append({
-                        "sprint_id": f"jira:{key}-s{sprint + 1}", "work_item_id": item_id,
-                        "added_at": s_start + timedelta(days=SPRINT_DAYS), "removed_at": None,
-                    })
+                    rows["sprint_items"].append(
+                        {
+                            "sprint_id": f"jira:{key}-s{sprint + 1}",
+                            "work_item_id": item_id,
+                            "added_at": s_start + timedelta(days=SPRINT_DAYS),
+                            "removed_at": None,
+                        }
+                    )
             if points is not None and rnd.random() < 0.15:
-                rows["estimate_changes"].append({
-                    "work_item_id": item_id, "change_id": f"{item_id}-e1",
-                    "changed_at": created + timedelta(days=rnd.randint(0, 15)),
-                    "from_points": rnd.choice((None, 1.0, 3.0, 5.0)), "to_points": points,
-                })
+                rows["estimate_changes"].append(
+                    {
+                        "work_item_id": item_id,
+                        "change_id": f"{item_id}-e1",
+                        "changed_at": created + timedelta(days=rnd.randint(0, 15)),
+                        "from_points": rnd.choice((None, 1.0, 3.0, 5.0)),
+                        "to_points": points,
+                    }
+                )
             if rnd.random() < 0.6:
                 r = min(int((created - start).days // 30), HISTORY_DAYS // 30 + 2)
-                rows["work_item_releases"].append({"work_item_id": item_id,
-                                                   "release_id": f"jira:{key}-r{r}"})
+                rows["work_item_releases"].append(
+                    {"work_item_id": item_id, "release_id": f"jira:{key}-r{r}"}
+                )
             for w in range(rnd.choice((0, 0, 1, 2))):
-                rows["worklogs"].append({
-                    "id": f"{item_id}-w{w}", "work_item_id": item_id, "author": "dev",
-                    "started_at": created + timedelta(hours=w + 1),
-                    "hours": rnd.choice((0.5, 1.0, 2.0, 4.0)),
-                })
+                rows["worklogs"].append(
+                    {
+                        "id": f"{item_id}-w{w}",
+                        "work_item_id": item_id,
+                        "author": "dev",
+                        "started_at": created + timedelta(hours=w + 1),
+                        "hours": rnd.choice((0.5, 1.0, 2.0, 4.0)),
+                    }
+                )
     for p in range(n_projects):
         for item_key in keys[p]:
             if rnd.random() < 0.03:
                 other = rnd.randrange(n_projects) if rnd.random() < 0.3 else p
                 blocking = rnd.choice(keys[other])
                 if blocking != item_key:
-                    rows["dependencies"].append({
-                        "found_in": f"jira:{item_key}", "blocked_key": item_key,
-                        "blocking_key": blocking, "link_kind": "blocks",
-                        "source_name": "jira", "origin": "jira_link",
-                    })
+                    rows["dependencies"].append(
+                        {
+                            "found_in": f"jira:{item_key}",
+                            "blocked_key": item_key,
+                            "blocking_key": blocking,
+                            "link_kind": "blocks",
+                            "source_name": "jira",
+                            "origin": "jira_link",
+                        }
+                    )
     return rows
 
 
@@ -209,8 +291,14 @@ def stage_timer(enabled: bool) -> Iterator[dict[str, float]]:
     import programview.transform.run as run_module
 
     spent: dict[str, float] = {}
-    names = ("refresh_sprint_metrics", "refresh_release_metrics", "refresh_alerts",
-             "compute_project_metrics", "_write_projects", "_write_programs")
+    names = (
+        "refresh_sprint_metrics",
+        "refresh_release_metrics",
+        "refresh_alerts",
+        "compute_project_metrics",
+        "_write_projects",
+        "_write_programs",
+    )
     originals = {n: getattr(run_module, n) for n in names}
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,6 +308,7 @@ def stage_timer(enabled: bool) -> Iterator[dict[str, float]]:
                 return fn(*args, **kwargs)
             finally:
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
         return inner
 
     if enabled:
@@ -254,8 +343,14 @@ def bench(url: str, items: int, repeat: int, stages: bool) -> dict[str, float]:
         with engine.connect() as conn:
             counts = {
                 name: conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one()
-                for name in ("work_items", "sprint_items", "sprints", "releases",
-                             "dependencies", "dependency_alerts")
+                for name in (
+                    "work_items",
+                    "sprint_items",
+                    "sprints",
+                    "releases",
+                    "dependencies",
+                    "dependency_alerts",
+                )
             }
         print(
             f"  {items:>8,} items ({counts['sprint_items']:,} sprint memberships, "
@@ -289,8 +384,10 @@ def postgres_url(admin: str) -> Iterator[str]:
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(db.normalize_url(admin)).set(database=name).render_as_string(
-            hide_password=False
+        yield (
+            make_url(db.normalize_url(admin))
+            .set(database=name)
+            .render_as_string(hide_password=False)
         )
     finally:
         with engine.connect() as conn:

@@ -202,3 +202,27 @@ def test_disabled_rules_and_configured_severities(engine) -> None:  # type: igno
 )
 def test_slip_severity_bands(slip: int, severity: str) -> None:
     assert SlipSeverity().of(slip) == severity
+
+
+def test_every_rule_resolves_when_its_blocker_is_done(engine) -> None:  # type: ignore[no-untyped-def]
+    s = build(engine)
+    s.run(AS_OF)
+    opened = {r["id"]: r["rule"] for r in s.rows("dependency_alerts")}
+    assert set(opened.values()) == {
+        "blocker_scheduled_later",
+        "blocker_unscheduled",
+        "blocker_stalled",
+        "blocked_item_due_soon",
+        "dependency_cycle",
+    }
+    for n in (1, 2, 3, 4, 5, 6):
+        s.update("work_items", {"id": db_id("jira", f"WEB-{n}")}, status_category="done")
+    result = s.run("2024-03-11 09:00")
+    assert (result.alerts_open, result.alerts_resolved) == (0, len(opened))
+    rows = {r["id"]: r for r in s.rows("dependency_alerts")}
+    assert set(rows) == set(opened)  # resolved, not deleted
+    assert {(r["status"], r["resolved_at"]) for r in rows.values()} == {
+        ("resolved", datetime(2024, 3, 11, 9))
+    }
+    resolves = sorted(e["alert_id"] for e in s.rows("alert_events", event="resolve"))
+    assert resolves == sorted(opened)

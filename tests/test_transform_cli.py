@@ -58,7 +58,8 @@ def test_transform_as_of_a_day(tmp_path: Path, warehouse_url: str) -> None:
     result = invoke(config, "transform", "--as-of", "2024-03-10")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        "transform as of 2024-03-10 23:59 UTC: 0 sprints, 0 releases, 1 projects, 1 programs;"
+        "transform as of 2024-03-10 23:59 UTC: 1 projects, 1 programs (0 sprints and 0 "
+        "releases recomputed); 0 open alerts"
     )
     m = pay_metrics(warehouse_url)
     assert m["as_of_date"] == date(2024, 3, 10)

@@ -206,3 +206,14 @@ def test_history_keeps_one_row_per_day_and_the_last_run_wins(engine) -> None:  #
     days = sorted(r["as_of_date"] for r in s.rows("project_metrics", project_key="WEB"))
     assert days == [date(2024, 7, 1), date(2024, 7, 2)]
     assert len(s.rows("program_health", program_key="DIGITAL")) == 2
+
+
+def test_concurrent_and_inline_runs_agree(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The synced-table aggregates run on side connections when there are CPUs to spare;
+    with one CPU they run inline on the main connection. Same figures either way."""
+    s = build(engine)
+    s.run(AS_OF)
+    concurrent = s.project_metrics("WEB")
+    monkeypatch.setattr("programview.transform.run.os.cpu_count", lambda: 1)
+    s.run(AS_OF)
+    assert s.project_metrics("WEB") == concurrent

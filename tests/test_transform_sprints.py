@@ -177,3 +177,28 @@ def test_sprint_without_scope_belongs_to_most_of_its_items(engine) -> None:  # t
     assert s.row("sprint_metrics", sprint_id="B1")["project_key"] == "WEB"
     # its completed points (all three items) become WEB's velocity
     assert s.project_metrics("WEB")["velocity_points"] == pytest.approx(3)
+
+
+def test_long_closed_sprints_keep_their_figures_until_a_full_run(engine) -> None:  # type: ignore[no-untyped-def]
+    s = build(engine)
+    s.run(AS_OF)
+    # PAY-1 (committed and completed in S1) changes estimate without any history, as a
+    # remap of the story-points field would do
+    s.update("work_items", {"id": "jira:PAY-1"}, story_points=13)
+    result = s.run("2024-02-21 12:00")
+    # S1 closed 15 Jan, more than 30 days before: kept; S2, S3 (closed since) and S4 recomputed
+    assert result.sprints == 3
+    s1 = s.row("sprint_metrics", sprint_id="S1")
+    assert (s1["committed_points"], s1["completed_points"]) == (11, 13)
+    result = s.run("2024-02-21 12:00", full=True)
+    assert result.sprints == 4
+    s1 = s.row("sprint_metrics", sprint_id="S1")
+    assert (s1["committed_points"], s1["completed_points"]) == (13 + 5 + 3, 13 + 8 + 2)
+
+
+def test_figures_of_a_sprint_gone_from_the_source_are_dropped(engine) -> None:  # type: ignore[no-untyped-def]
+    s = build(engine)
+    s.run(AS_OF)
+    s.delete("sprints", id="S4")
+    s.run(AS_OF)
+    assert sorted(r["sprint_id"] for r in s.rows("sprint_metrics")) == ["S1", "S2", "S3"]

@@ -251,9 +251,14 @@ class Scenario:
                     db.upsert(conn, name, rows)
         self._pending.clear()
 
-    def run(self, as_of: str) -> TransformResult:
+    def run(self, as_of: str, *, full: bool = False) -> TransformResult:
         self.flush()
-        return run_transform(self.engine, self.config, as_of=dt(as_of))
+        return run_transform(self.engine, self.config, as_of=dt(as_of), full=full)
+
+    def delete(self, table_name: str, **where: Any) -> None:
+        tbl = db.table(table_name)
+        with db.transaction(self.engine) as conn:
+            conn.execute(tbl.delete().where(*(tbl.c[k] == v for k, v in where.items())))
 
     def update(self, table_name: str, where: dict[str, Any], **values: Any) -> None:
         tbl = db.table(table_name)

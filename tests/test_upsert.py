@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from programview.errors import WarehouseError
 from programview.warehouse import db
 
-#: One group below the COPY threshold, one at it, one spanning several executemany batches.
+#: Below the COPY threshold, at it, and more rows than one executemany batch (SQLite).
 SIZES = [3, db.COPY_MIN_ROWS, db.BATCH_ROWS * 2 + 7]
 
 NASTY_TEXT = [
@@ -59,7 +59,7 @@ def upsert(engine: sa.Engine, table: str, rows: list[dict[str, Any]]) -> int:
 def rows_of(engine: sa.Engine, table: str, *columns: str) -> dict[Any, tuple[Any, ...]]:
     """``{primary key: (columns…)}`` of every row."""
     tbl = db.table(table)
-    pk = [c for c in tbl.primary_key.columns]
+    pk = list(tbl.primary_key.columns)
     with engine.connect() as conn:
         result = conn.execute(sa.select(*pk, *(tbl.c[c] for c in columns))).all()
     width = len(pk)

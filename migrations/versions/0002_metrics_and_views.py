@@ -224,7 +224,7 @@ _SYNCED_TABLE_INDEXES: list[tuple[str, tuple[str, ...]]] = [
 
 #: A scope mapped to two projects by mistake must not duplicate rows: the smaller key wins.
 _SCOPE_PROJECT = (
-    "(SELECT source_name, scope, MIN(project_key) AS project_key "
+    "(SELECT source_name, scope, CAST(MIN(project_key) AS VARCHAR(100)) AS project_key "
     "FROM project_scopes GROUP BY source_name, scope)"
 )
 
@@ -234,14 +234,14 @@ _IS_RELEASED = "(r.released_at IS NOT NULL OR COALESCE(r.released, FALSE))"
 def _days_between(dialect: str, later: str, earlier: str) -> str:
     """Fractional days between two timestamps."""
     if dialect == "postgresql":
-        return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
+        return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0 AS DOUBLE PRECISION)"
     return f"(julianday({later}) - julianday({earlier}))"
 
 
 def _item_project(key_expr: str, column: str = "sp.project_key") -> str:
     """Scalar subquery: a live work item's ``column`` by item key (links are stored by key)."""
     return (
-        f"(SELECT MIN({column}) FROM work_items w "
+        f"(SELECT CAST(MIN({column}) AS VARCHAR(100)) FROM work_items w "
         f"LEFT JOIN {_SCOPE_PROJECT} sp ON sp.source_name = w.source_name AND sp.scope = w.scope "
         f"WHERE w.item_key = {key_expr} AND NOT w.is_deleted)"
     )
@@ -275,8 +275,8 @@ LEFT JOIN projects p ON p.key = sp.project_key
 WHERE NOT wi.is_deleted"""
 
     v_sprints = f"""SELECT s.id AS sprint_id, src.kind AS source_kind, s.source_name,
-       COALESCE(sp.project_key, m.project_key) AS project_key, p.program_key,
-       s.name AS sprint_name, s.state, s.start_at, s.end_at, s.completed_at, s.goal,
+       CAST(COALESCE(sp.project_key, m.project_key) AS VARCHAR(100)) AS project_key,
+       p.program_key, s.name AS sprint_name, s.state, s.start_at, s.end_at, s.completed_at, s.goal,
        m.committed_points, m.added_points, m.removed_points, m.completed_points,
        m.committed_items, m.added_items, m.removed_items, m.completed_items,
        m.unestimated_items, m.computed_at AS metrics_as_of
@@ -293,7 +293,8 @@ LEFT JOIN projects p ON p.key = COALESCE(sp.project_key, m.project_key)"""
        r.due_date AS current_due_date, r.start_date,
        COALESCE(m.released_at, r.released_at) AS released_at,
        m.released_at_inferred,
-       COALESCE(m.state, CASE WHEN {_IS_RELEASED} THEN 'released' ELSE 'open' END) AS state,
+       CAST(COALESCE(m.state, CASE WHEN {_IS_RELEASED} THEN 'released' ELSE 'open' END)
+         AS VARCHAR(20)) AS state,
        m.on_time, m.slip_days, m.item_count, m.points, m.done_points, m.open_bugs,
        m.unestimated_items, r.archived, m.computed_at AS metrics_as_of
 FROM releases r

@@ -46,9 +46,14 @@ class AsOf(click.ParamType):
     default=None,
     help="Compute metrics as of this date (end of day, UTC) or date-time; default: now.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Also recompute sprints and releases closed long ago (after a backfill or remap).",
+)
 @click.pass_context
 @handle_errors
-def transform_command(ctx: click.Context, as_of: date | datetime | None) -> None:
+def transform_command(ctx: click.Context, as_of: date | datetime | None, full: bool) -> None:
     """Recompute sprint, release and project metrics, health scores and dependency alerts."""
     from programview.sync.engine import mirror_config
     from programview.transform import run_transform
@@ -59,14 +64,14 @@ def transform_command(ctx: click.Context, as_of: date | datetime | None) -> None
     try:
         db.ensure_current(engine)
         mirror_config(engine, config)  # budgets and projects as the config says now
-        result = run_transform(engine, config, as_of=as_of)
+        result = run_transform(engine, config, as_of=as_of, full=full)
     finally:
         engine.dispose()
     click.echo(
-        f"transform as of {result.as_of:%Y-%m-%d %H:%M} UTC: {result.sprints} sprints, "
-        f"{result.releases} releases, {result.projects} projects, {result.programs} programs; "
-        f"{result.alerts_open} open alerts ({result.alerts_opened} opened, "
-        f"{result.alerts_resolved} resolved) in {result.seconds:.2f}s"
+        f"transform as of {result.as_of:%Y-%m-%d %H:%M} UTC: {result.projects} projects, "
+        f"{result.programs} programs ({result.sprints} sprints and {result.releases} "
+        f"releases recomputed); {result.alerts_open} open alerts ({result.alerts_opened} "
+        f"opened, {result.alerts_resolved} resolved) in {result.seconds:.2f}s"
     )
 
 

@@ -67,7 +67,7 @@ def run_transform(
 
     Called after each sync and by ``programview transform``. ``as_of`` (default: now, UTC)
     ends every window; a ``date`` means the end of that day. Sprints closed and releases
-    shipped more than ``metrics.refresh_days`` before ``as_of`` keep their stored figures
+    shipped more than 30 days before ``as_of`` keep their stored figures
     unless ``full`` is set (after a backfill or remap that rewrote history).
     """
     # Imported here: programview.config imports this package (for its settings), and the

@@ -31,6 +31,12 @@ SCOPE_PROJECT_CTE = (
     "FROM project_scopes GROUP BY source_name, scope)"
 )
 
+#: A closed sprint's and a shipped release's figures are recomputed on every run for this many
+#: days after the close/ship date, then kept as they were (like Jira's sprint report, frozen at
+#: close): late syncs and corrections land within it. ``programview transform --full``
+#: recomputes all of them (after a backfill or remap that rewrote history).
+REFRESH_DAYS = 30
+
 #: A release counts as released when released (flag) or its release time is known.
 IS_RELEASED = "(r.released_at IS NOT NULL OR COALESCE(r.released, FALSE))"
 
@@ -50,7 +56,7 @@ class Sql:
     def days_between(self, later: str, earlier: str) -> str:
         """Fractional days from ``earlier`` to ``later`` (timestamps)."""
         if self.dialect == "postgresql":
-            return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
+            return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0 AS DOUBLE PRECISION)"
         return f"(julianday({later}) - julianday({earlier}))"
 
     def floor(self, expr: str) -> str:
@@ -84,7 +90,7 @@ class Ctx:
     @property
     def refresh_from(self) -> datetime:
         """Sprints closed and releases shipped before this keep their stored figures."""
-        return self.as_of - timedelta(days=self.config.metrics.refresh_days)
+        return self.as_of - timedelta(days=REFRESH_DAYS)
 
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")

@@ -169,11 +169,17 @@ def _label(item: ItemFacts) -> str:
     return f"{item.key} ({item.project_key})"
 
 
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) -> list[AlertDraft]:
     """The rules that hold for "A is blocked by B" (A and B open, in different projects)."""
     today = as_of.date()
     out: list[AlertDraft] = []
-    enabled = set(cfg.disabled_rules).isdisjoint
+
+    def enabled(rule: str) -> bool:
+        return rule not in cfg.disabled_rules
 
     def draft(rule: str, severity: str, message: str, slip: int | None = None) -> AlertDraft:
         return AlertDraft(
@@ -188,19 +194,19 @@ def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) 
         )
 
     pa, pb = a.planned_finish, b.planned_finish
-    if enabled(["blocker_scheduled_later"]) and pa and pb and pb > pa:
+    if enabled("blocker_scheduled_later") and pa and pb and pb > pa:
         slip = (pb - pa).days
         out.append(
             draft(
                 "blocker_scheduled_later",
                 cfg.slip_severity.of(slip),
                 f"{_label(a)} is blocked by {_label(b)}, planned to finish {pb.isoformat()}: "
-                f"{slip} day{'s' if slip != 1 else ''} after {a.key}'s planned finish "
+                f"{_days(slip)} after {a.key}'s planned finish "
                 f"{pa.isoformat()}.",
                 slip,
             )
         )
-    if enabled(["blocker_unscheduled"]) and pb is None:
+    if enabled("blocker_unscheduled") and pb is None:
         horizon = today + timedelta(days=cfg.unscheduled_window_days)
         why = None
         if a.in_active_sprint:
@@ -217,7 +223,7 @@ def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) 
                 )
             )
     if (
-        enabled(["blocker_stalled"])
+        enabled("blocker_stalled")
         and a.active
         and b.last_change is not None
         and b.last_change <= as_of - timedelta(days=cfg.stalled_days)
@@ -228,16 +234,16 @@ def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) 
                 "blocker_stalled",
                 cfg.severity["blocker_stalled"],
                 f"{_label(a)} is active but its blocker {_label(b)} has not changed for "
-                f"{idle} days.",
+                f"{_days(idle)}.",
             )
         )
     if (
-        enabled(["blocked_item_due_soon"])
+        enabled("blocked_item_due_soon")
         and a.due_date is not None
         and a.due_date <= today + timedelta(days=cfg.due_soon_days)
     ):
         days = (a.due_date - today).days
-        when = f"in {days} days" if days >= 0 else f"{-days} days ago"
+        when = "today" if days == 0 else f"in {_days(days)}" if days > 0 else f"{_days(-days)} ago"
         severity = (
             "high" if days <= cfg.due_soon_high_days else cfg.severity["blocked_item_due_soon"]
         )

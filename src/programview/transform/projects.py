@@ -1,11 +1,19 @@
 """Project metrics (docs/metrics.md, "Project metrics"): one row per project and day.
 
-The heavy lifting is a handful of set-based queries, each one pass over a table grouped by
-project: one over ``work_items`` computes every count and point sum at once (CASE
-expressions per window), the others read the small derived tables (``sprint_metrics``,
-``release_metrics``), worklogs and imported costs, and the items done in the cycle-time
-window (whose percentiles are taken with numpy, identical on both databases). Combining them
-per project is plain Python over a few dozen numbers.
+The heavy lifting is a handful of set-based queries, each returning a row per project or
+per (source, scope):
+
+* one pass over all live ``work_items`` for every all-time count and point sum at once
+  (``FILTER`` clauses, grouped in the order of the source/scope index, so without a sort);
+* one index range scan over the items resolved in the recent windows (throughput,
+  delivered points, velocity windows, cycle-time percentiles);
+* the few items re-estimated inside the scope-change window;
+* worklogs joined to their items, imported costs;
+* the small derived tables (``sprint_metrics``, ``release_metrics``).
+
+Those over synced tables only are independent of what the transform writes, so the runner
+may run them on side connections (``SyncedReads``). Combining them per project is plain
+Python over a few dozen numbers.
 
 Conventions shared by every metric:
 
@@ -22,6 +30,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -81,11 +90,9 @@ _DELIVERED = "wi.status_category = 'done' AND NOT wi.not_delivered AND wi.type_c
 Sums = dict[str, float]
 
 
-def _by_project(
-    scopes: dict[tuple[str, str], str], rows: Any, out: dict[str, Sums] | None = None
-) -> dict[str, Sums]:
+def _by_project(scopes: dict[tuple[str, str], str], rows: Any) -> dict[str, Sums]:
     """Add up rows grouped by (source_name, scope) into their projects."""
-    out = {} if out is None else out
+    out: dict[str, Sums] = {}
     for row in rows:
         project = scopes.get((row.source_name, row.scope))
         if project is None:
@@ -382,124 +389,171 @@ class ProjectResult:
     reasons: dict[str, str]
 
 
-def compute_project_metrics(ctx: Ctx, open_blockers: dict[str, int]) -> list[ProjectResult]:
-    m = ctx.config.metrics
-    scopes = _scope_projects(ctx)
-    agg = _item_aggregates(ctx, scopes)
-    recent = _recent_deliveries(ctx)
-    history = _estimate_history(ctx, scopes)
+@dataclass(frozen=True, slots=True)
+class SyncedReads:
+    """The heavy aggregates over synced tables only (work_items, worklogs, estimate
+    changes): they do not depend on anything the transform writes, so the runner may start
+    them on other connections while it refreshes sprints, releases and alerts."""
+
+    scopes: dict[tuple[str, str], str]
+    projects: list[ProjectInfo]
+
+    def tasks(self) -> dict[str, Callable[[Ctx], Any]]:
+        """Independent read-only queries by name; each takes a Ctx (its own connection)."""
+        return {
+            "items": lambda c: _item_aggregates(c, self.scopes),
+            "actuals": lambda c: _actuals(c, self.scopes, self.projects),
+            "recent": _recent_deliveries,
+            "history": lambda c: _estimate_history(c, self.scopes),
+        }
+
+
+def synced_reads(ctx: Ctx) -> SyncedReads:
+    """The small lookups the heavy synced-table queries need (read on the main connection)."""
+    return SyncedReads(_scope_projects(ctx), _projects(ctx))
+
+
+def compute_project_metrics(
+    ctx: Ctx,
+    open_blockers: dict[str, int],
+    reads: SyncedReads | None = None,
+    results: dict[str, Any] | None = None,
+) -> list[ProjectResult]:
+    """Every project's metrics. ``results`` holds the outcome of ``reads.tasks()`` when the
+    runner already ran them (concurrently); otherwise they run here, in order."""
+    reads = reads or synced_reads(ctx)
+    if results is None:
+        results = {name: task(ctx) for name, task in reads.tasks().items()}
+    agg, recent, history = results["items"], results["recent"], results["history"]
+    costs, hours = results["actuals"]
     sprints = _closed_sprints(ctx)
     on_time = _on_time(ctx)
-    projects = _projects(ctx)
-    costs, hours = _actuals(ctx, scopes, projects)
-    n_windows = len(_velocity_windows(ctx))
     nothing = Recent(defaultdict(float))
 
-    results: list[ProjectResult] = []
-    for info in projects:
-        v: dict[str, Any] = {}
+    out: list[ProjectResult] = []
+    for info in reads.projects:
+        v: dict[str, Any] = {"open_blockers": open_blockers.get(info.key, 0)}
         why: dict[str, str] = {}
         a = agg.get(info.key)
-        has_items = a is not None
         r = recent.get(info.key, nothing)
-        fix = history.get(info.key, defaultdict(float))
         v["item_count"] = int(a["item_count"]) if a else 0
-        if not has_items:
-            for name in (
-                "velocity_points",
-                "throughput_per_week",
-                "defect_density",
-                "scope_change_pct",
-                "say_do_ratio",
-                "velocity_cv",
-                "earned_value",
-                "forecast_slip_days",
-                "open_bug_trend_pct",
-                "cycle_time",
-            ):
+        if a is None:
+            for name in _ITEM_METRICS:
                 why[name] = "no work items synced for this project"
-
-        # velocity, stability, say/do
-        closed = sprints.get(info.key, [])
-        cadence = 14.0
-        if closed:
-            completed = [s.completed for s in closed]
-            v["velocity_sprints"] = len(closed)
-            v["velocity_points"] = statistics.fmean(completed)
-            committed = sum(s.committed for s in closed)
-            v["say_do_ratio"] = _div(sum(completed), committed)
-            if v["say_do_ratio"] is None:
-                why["say_do_ratio"] = "no points committed in the last closed sprints"
-            lengths = [s.length_days for s in closed if s.length_days]
-            cadence = statistics.fmean(lengths) if lengths else cadence
-            series = completed
-        elif has_items:
-            series = [r.sums[f"vw{k}"] for k in range(n_windows)]
-            v["velocity_sprints"] = 0
-            v["velocity_points"] = statistics.fmean(series)
-            cadence = float(m.velocity_window_days)
-            why["say_do_ratio"] = "no closed sprints (nothing was committed)"
-        else:
-            series = []
-        if len(series) >= 2 and statistics.fmean(series) > 0:
-            v["velocity_cv"] = statistics.pstdev(series) / statistics.fmean(series)
-        elif has_items:
-            why["velocity_cv"] = (
-                "fewer than 2 closed sprints"
-                if closed and len(series) < 2
-                else "no points delivered"
-            )
-
+        cadence = _velocity(ctx, v, why, sprints.get(info.key, []), r, has_items=a is not None)
         if a is not None:
-            v["throughput_per_week"] = r.sums["throughput_items"] / m.throughput_weeks
-            v["bugs_created"] = int(a["bugs_created"])
-            v["delivered_points"] = r.sums["delivered_points"]
-            v["defect_density"] = _div(100.0 * v["bugs_created"], v["delivered_points"])
-            if v["defect_density"] is None:
-                why["defect_density"] = (
-                    f"no points delivered in the last {m.defect_window_days} days"
-                )
-            v["open_bugs"] = int(a["open_bugs"])
-            then = int(a["open_bugs_then"])
-            v["open_bug_trend_pct"] = 100.0 * (int(a["open_bugs"]) - then) / max(then, 1)
-            v["total_points"] = float(a["total_points"])
-            v["done_points"] = float(a["done_points"])
-            v["remaining_points"] = float(a["total_points"]) - float(a["done_points"])
-            v["unestimated_items"] = int(a["unestimated_items"])
-            countable = int(a["countable_items"])
-            v["estimate_coverage_pct"] = (
-                100.0 * (countable - int(a["unestimated_items"])) / countable if countable else None
-            )
-            base = a["scope_base_points"] + fix["scope_base_fix"]
-            added = a["scope_added_points"] + fix["reestimated_up"]
-            v["scope_change_pct"] = _div(100.0 * added, base)
-            if v["scope_change_pct"] is None:
-                why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"
-
-        if r.cycle_items:
-            v["cycle_time_p50_days"] = r.cycle_p50
-            v["cycle_time_p85_days"] = r.cycle_p85
-            v["cycle_time_items"] = r.cycle_items
-        elif has_items:
-            why["cycle_time"] = (
-                f"no item with a start time delivered in the last {m.cycle_time_days} days"
-            )
-
-        judged = on_time.get(info.key)
-        if judged:
-            v["on_time_delivery_rate"] = judged[0] / judged[1]
-            v["releases_judged"] = judged[1]
-        else:
-            v["releases_judged"] = 0
-            why["on_time_delivery_rate"] = (
-                f"no release due or released in the last {m.on_time_window_days} days"
-            )
-
+            _item_figures(ctx, v, why, a, r, history.get(info.key, defaultdict(float)))
+        _cycle_time(ctx, v, why, r, has_items=a is not None)
+        _on_time_rate(ctx, v, why, on_time.get(info.key))
         _budget(ctx, info, v, why, costs, hours)
         _forecast(ctx, info, v, why, cadence)
-        v["open_blockers"] = open_blockers.get(info.key, 0)
-        results.append(ProjectResult(info, v, why))
-    return results
+        # a reason only for what stayed NULL
+        why = {k: reason for k, reason in why.items() if v.get(k) is None}
+        out.append(ProjectResult(info, v, why))
+    return out
+
+
+#: Metrics that need the project's work items (NULL, with a reason, without any).
+_ITEM_METRICS = (
+    "velocity_points",
+    "velocity_cv",
+    "say_do_ratio",
+    "throughput_per_week",
+    "cycle_time",
+    "defect_density",
+    "open_bug_trend_pct",
+    "scope_change_pct",
+    "earned_value",
+    "forecast_slip_days",
+)
+
+
+def _velocity(
+    ctx: Ctx,
+    v: dict[str, Any],
+    why: dict[str, str],
+    closed: list[SprintFigures],
+    recent: Recent,
+    *,
+    has_items: bool,
+) -> float:
+    """Velocity, its stability and say/do; returns the cadence (days per sprint/window)."""
+    m = ctx.config.metrics
+    if closed:
+        series = [s.completed for s in closed]
+        v["velocity_sprints"] = len(closed)
+        v["say_do_ratio"] = _div(sum(series), sum(s.committed for s in closed))
+        if v["say_do_ratio"] is None:
+            why["say_do_ratio"] = "no points committed in the last closed sprints"
+        lengths = [s.length_days for s in closed if s.length_days]
+        cadence = statistics.fmean(lengths) if lengths else float(m.velocity_window_days)
+    elif has_items:
+        series = [recent.sums[f"vw{k}"] for k in range(len(_velocity_windows(ctx)))]
+        v["velocity_sprints"] = 0
+        why["say_do_ratio"] = "no closed sprints (nothing was committed)"
+        cadence = float(m.velocity_window_days)
+    else:
+        return float(m.velocity_window_days)
+    v["velocity_points"] = statistics.fmean(series)
+    if len(series) >= 2 and v["velocity_points"] > 0:
+        v["velocity_cv"] = statistics.pstdev(series) / v["velocity_points"]
+    else:
+        why["velocity_cv"] = (
+            "fewer than 2 closed sprints" if len(series) < 2 else ("no points delivered")
+        )
+    return cadence
+
+
+def _item_figures(
+    ctx: Ctx, v: dict[str, Any], why: dict[str, str], a: Sums, r: Recent, fix: Sums
+) -> None:
+    """Throughput, defects, bugs, point totals, estimate coverage and scope change."""
+    m = ctx.config.metrics
+    v["throughput_per_week"] = r.sums["throughput_items"] / m.throughput_weeks
+    v["bugs_created"] = int(a["bugs_created"])
+    v["delivered_points"] = r.sums["delivered_points"]
+    v["defect_density"] = _div(100.0 * v["bugs_created"], v["delivered_points"])
+    if v["defect_density"] is None:
+        why["defect_density"] = f"no points delivered in the last {m.defect_window_days} days"
+    v["open_bugs"] = int(a["open_bugs"])
+    then = int(a["open_bugs_then"])
+    v["open_bug_trend_pct"] = 100.0 * (v["open_bugs"] - then) / max(then, 1)
+    v["total_points"] = a["total_points"]
+    v["done_points"] = a["done_points"]
+    v["remaining_points"] = a["total_points"] - a["done_points"]
+    v["unestimated_items"] = int(a["unestimated_items"])
+    countable = int(a["countable_items"])
+    if countable:
+        v["estimate_coverage_pct"] = 100.0 * (countable - v["unestimated_items"]) / countable
+    base = a["scope_base_points"] + fix["scope_base_fix"]
+    added = a["scope_added_points"] + fix["reestimated_up"]
+    v["scope_change_pct"] = _div(100.0 * added, base)
+    if v["scope_change_pct"] is None:
+        why["scope_change_pct"] = f"no open estimated points {m.scope_change_days} days ago"
+
+
+def _cycle_time(
+    ctx: Ctx, v: dict[str, Any], why: dict[str, str], r: Recent, *, has_items: bool
+) -> None:
+    if r.cycle_items:
+        v["cycle_time_p50_days"] = r.cycle_p50
+        v["cycle_time_p85_days"] = r.cycle_p85
+        v["cycle_time_items"] = r.cycle_items
+    elif has_items:
+        days = ctx.config.metrics.cycle_time_days
+        why["cycle_time"] = f"no item with a start time delivered in the last {days} days"
+
+
+def _on_time_rate(
+    ctx: Ctx, v: dict[str, Any], why: dict[str, str], judged: tuple[int, int] | None
+) -> None:
+    if judged:
+        v["on_time_delivery_rate"] = judged[0] / judged[1]
+        v["releases_judged"] = judged[1]
+    else:
+        v["releases_judged"] = 0
+        days = ctx.config.metrics.on_time_window_days
+        why["on_time_delivery_rate"] = f"no release due or released in the last {days} days"
 
 
 def _budget(

@@ -12,7 +12,7 @@ What "on time" means (docs/metrics.md, "Releases"):
   planned + grace days: today - planned. on_time = slip <= grace days; NULL while open and
   not yet due (or without a planned date).
 
-Open releases and releases shipped within ``metrics.refresh_days`` are recomputed on every
+Open releases and releases shipped within ``REFRESH_DAYS`` (30 days) are recomputed on every
 run; older shipped releases keep their figures (all of them with ``ctx.full``).
 """
 

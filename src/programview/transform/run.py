@@ -3,9 +3,12 @@ writing the day's history rows (see the package docstring)."""
 
 from __future__ import annotations
 
+import os
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +18,7 @@ from programview.transform import TransformResult
 from programview.transform._sql import Ctx, Sql, fetch
 from programview.transform.alerts import AlertDraft, refresh_alerts
 from programview.transform.health import Health, score_program, score_project
-from programview.transform.projects import ProjectResult, compute_project_metrics
+from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
 from programview.transform.releases import refresh_release_metrics
 from programview.transform.sprints import refresh_sprint_metrics
 from programview.warehouse.db import table
@@ -37,10 +40,12 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         ctx = Ctx(conn=conn, config=config, as_of=clock, sql=Sql(conn.dialect.name), full=full)
-        n_sprints = refresh_sprint_metrics(ctx)
-        n_releases = refresh_release_metrics(ctx)
-        alerts = refresh_alerts(ctx)
-        projects = compute_project_metrics(ctx, alerts.open_blockers)
+        reads = synced_reads(ctx)
+        with _concurrently(engine, ctx, reads.tasks()) as results:
+            n_sprints = refresh_sprint_metrics(ctx)
+            n_releases = refresh_release_metrics(ctx)
+            alerts = refresh_alerts(ctx)
+            projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
         healths = _project_health(ctx, projects, alerts.open)
         _write_projects(ctx, projects, healths)
         n_programs = _write_programs(ctx, projects, healths, alerts.open)
@@ -57,6 +62,56 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
     )
 
 
+#: Connections reading synced tables next to the main one (see ``_concurrently``).
+_SIDE_WORKERS = 2
+
+
+@contextmanager
+def _concurrently(
+    engine: Engine, ctx: Ctx, tasks: dict[str, Callable[[Ctx], Any]]
+) -> Iterator[Callable[[], dict[str, Any]]]:
+    """Start read-only ``tasks`` on their own connections while the caller goes on; yields a
+    function that waits for their results.
+
+    The heavy project aggregates read only synced tables, nothing this run writes, so they
+    can overlap the sprint, release and alert refresh (the database does the work; Python
+    waits, the GIL released). They see the last committed data, like the main connection: on
+    SQLite the run holds the only write lock, so nothing commits in between; on PostgreSQL a
+    sync committing during the run may be seen by some queries and not others, which the
+    next run (after that sync) evens out. An in-memory SQLite database cannot be shared
+    between connections, so there (and with one CPU) the tasks run inline, in order.
+    """
+    in_memory = engine.dialect.name == "sqlite" and (
+        engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
+    )
+    if in_memory or (os.cpu_count() or 1) < 2:
+        yield lambda: {name: task(ctx) for name, task in tasks.items()}
+        return
+    pool = ThreadPoolExecutor(max_workers=_SIDE_WORKERS, thread_name_prefix="pv-transform")
+    futures = {name: pool.submit(_on_side_connection, engine, ctx, t) for name, t in tasks.items()}
+    try:
+        yield lambda: {name: future.result() for name, future in futures.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_side_connection(engine: Engine, ctx: Ctx, task: Callable[[Ctx], Any]) -> Any:
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            _pg_settings(conn)
+        return task(replace(ctx, conn=conn))
+
+
+def _pg_settings(conn: Connection) -> None:
+    """SET LOCAL: for this transaction only. JIT compiling the correlated subqueries costs far
+    more than it saves on these row counts; sorts and hashes stay in memory; index lookups
+    are cheap here (the tables are hot in the cache), without which the planner reads all
+    of work_items to hash-join a few thousand links."""
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    conn.exec_driver_sql(f"SET LOCAL work_mem = '{_PG_WORK_MEM}'")
+    conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
 @contextmanager
 def _tuned(conn: Connection) -> Iterator[None]:
     """Per-run database settings, restored afterwards.
@@ -67,13 +122,7 @@ def _tuned(conn: Connection) -> Iterator[None]:
     connection goes back to the pool. ``PRAGMA optimize`` at the end keeps the planner's
     statistics current, as SQLite recommends for long-lived databases."""
     if conn.dialect.name == "postgresql":
-        # SET LOCAL: for this transaction only. JIT compiling the correlated subqueries costs
-        # far more than it saves on these row counts; sorts and hashes stay in memory.
-        # Index lookups are cheap here (the tables are hot in the cache): without this the
-        # planner reads all of work_items to hash-join a few thousand links.
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{_PG_WORK_MEM}'")
-        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+        _pg_settings(conn)
         yield
         return
     if conn.dialect.name != "sqlite":

@@ -77,10 +77,6 @@ class MetricsConfig(_Strict):
     scope_change_days: int = Field(30, ge=1)
     #: The quality component compares open bugs now with open bugs this many days ago.
     bug_trend_days: int = Field(30, ge=1)
-    #: A closed sprint's and a shipped release's figures are recomputed on every run for this
-    #: many days after the close/ship date, then kept as they were (like Jira's sprint report,
-    #: frozen at close); ``programview transform --full`` recomputes all of them.
-    refresh_days: int = Field(30, ge=0)
 
 
 class HealthConfig(_Strict):

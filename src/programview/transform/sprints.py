@@ -57,7 +57,7 @@ def _points(at: str) -> str:
 
 def refresh_sprint_metrics(ctx: Ctx) -> int:
     """Recompute ``sprint_metrics`` of the sprints that may still change: not closed, closed
-    within ``metrics.refresh_days``, or never computed (every sprint with ``ctx.full``).
+    within ``REFRESH_DAYS`` (30 days), or never computed (every sprint with ``ctx.full``).
     Returns how many sprints were recomputed."""
     conn = ctx.conn
     candidates = fetch(

@@ -1,0 +1,748 @@
+"""The metrics of docs/metrics.md computed a second time, in plain Python, from the simulator's
+ground truth (``programview.simulator.generator``), never from the warehouse or the transform.
+
+``tests/test_metrics_ground_truth.py`` syncs the simulator over HTTP, runs the transform and
+compares every ``v_*`` figure with what this module computes. The two share no code: this
+module reads the generator's items, status/points history, sprint memberships, releases and
+links, and applies the definitions as docs/metrics.md states them. Defaults are the documented
+ones (``METRICS``, ``ALERTS``, ``HEALTH`` below), so a default that drifted in the code would
+show too.
+
+What the warehouse can know is not always the generator's whole truth; where a definition
+depends on what programview observed, this module follows the docs' rule for it and says so:
+
+* Jira versions released before the first sync (every released version of a freshly synced
+  organisation) are a *backfill*: planned date = the ``releaseDate`` Jira shows (the release
+  day: releasing rewrites it, see ``Release`` in the generator and ``version()`` in the Jira
+  simulator), actual date = the latest resolution time of the release's done items.
+  An open version's planned date is its current due date (the first one programview saw).
+* Only the sources configured in the run count: a project's figures are over the scopes the
+  config gives it (``org.config_toml(..., kinds=["jira"])`` drops the GitHub companion repo of
+  a mixed project, so such a project is its Jira part).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy
+
+from programview.simulator.generator import DONE, Item, Organisation, Release, Sprint
+
+# --- documented defaults (docs/metrics.md) ----------------------------------------------------
+
+METRICS: dict[str, int] = {
+    "velocity_sprints": 3,
+    "velocity_window_days": 14,
+    "throughput_weeks": 6,
+    "cycle_time_days": 90,
+    "defect_window_days": 90,
+    "on_time_window_days": 180,
+    "on_time_grace_days": 0,
+    "scope_change_days": 30,
+    "bug_trend_days": 30,
+}
+ALERTS: dict[str, Any] = {
+    "unscheduled_window_days": 30,
+    "stalled_days": 14,
+    "due_soon_days": 14,
+    "due_soon_high_days": 7,
+    "slip_severity": ((3, "low"), (14, "medium"), (30, "high")),  # else critical
+    "severity": {
+        "blocker_unscheduled": "high",
+        "blocker_stalled": "medium",
+        "blocked_item_due_soon": "medium",
+        "dependency_cycle": "critical",
+    },
+}
+HEALTH: dict[str, Any] = {
+    "weights": {
+        "schedule": 0.3,
+        "delivery": 0.2,
+        "quality": 0.2,
+        "budget": 0.15,
+        "dependencies": 0.15,
+    },
+    "components": {
+        "schedule": ("spi", "on_time_delivery_rate", "forecast_slip_days"),
+        "delivery": ("velocity_cv", "say_do_ratio"),
+        "quality": ("defect_density", "open_bug_trend_pct"),
+        "budget": ("cpi",),
+        "dependencies": ("alert_weight",),
+    },
+    "thresholds": {
+        "spi": ((0.7, 0), (0.85, 50), (0.95, 75), (1.0, 100)),
+        "on_time_delivery_rate": ((0.5, 0), (0.7, 50), (0.85, 75), (1.0, 100)),
+        "forecast_slip_days": ((0, 100), (14, 75), (30, 50), (60, 0)),
+        "velocity_cv": ((0.1, 100), (0.25, 75), (0.4, 50), (0.6, 0)),
+        "say_do_ratio": ((0.5, 0), (0.7, 50), (0.85, 75), (1.0, 100)),
+        "defect_density": ((5, 100), (10, 75), (20, 50), (40, 0)),
+        "open_bug_trend_pct": ((0, 100), (10, 75), (25, 50), (50, 0)),
+        "cpi": ((0.7, 0), (0.85, 50), (0.95, 75), (1.0, 100)),
+        "alert_weight": ((0, 100), (2, 75), (6, 50), (12, 0)),
+    },
+    "severity_weights": {"low": 1.0, "medium": 2.0, "high": 4.0, "critical": 8.0},
+    "green": 75.0,
+    "amber": 50.0,
+}
+
+#: Jira resolutions that close an issue without delivering it (the generator uses these two).
+NOT_DELIVERED_RESOLUTIONS = {"Won't Do", "Duplicate"}
+#: The simulator's item types -> type_category (a Jira "Sub-task" is a task).
+TYPE_CATEGORY = {"subtask": "task"}
+
+DAY = timedelta(days=1)
+
+
+# --- per-item facts, as the docs define them --------------------------------------------------
+
+
+def type_category(item: Item) -> str:
+    return TYPE_CATEGORY.get(item.type, item.type)
+
+
+def is_done(item: Item, at: datetime) -> bool:
+    """docs "Done": status category done now, resolved at or before ``at``."""
+    return item.is_done and item.resolved is not None and item.resolved <= at
+
+
+def not_delivered(item: Item) -> bool:
+    return item.is_done and item.resolution in NOT_DELIVERED_RESOLUTIONS
+
+
+def delivered(item: Item, at: datetime) -> bool:
+    """Done, not closed as "not planned", not an epic."""
+    return is_done(item, at) and not not_delivered(item) and item.type != "epic"
+
+
+def open_at(item: Item, at: datetime) -> bool:
+    """Created by ``at`` and not done by then (docs: "open 30 days ago")."""
+    return item.created <= at and not is_done(item, at)
+
+
+def estimate_at(item: Item, at: datetime) -> float | None:
+    """docs "Estimate history": the latest estimate set at or before ``at``; before the first
+    recorded change, the estimate the item started with."""
+    value = item.points_history[0].points
+    for change in item.points_history:
+        if change.at > at:
+            break
+        value = change.points
+    return value
+
+
+def pts(value: float | None) -> float:
+    """Unset is not zero, but point sums count it as 0."""
+    return 0.0 if value is None else value
+
+
+def percentile(values: list[float], q: float) -> float:
+    """numpy's default (linear) percentile, as docs/metrics.md specifies."""
+    return float(numpy.percentile(numpy.array(values, dtype=float), q * 100))
+
+
+def piecewise(points: Iterable[tuple[float, float]], value: float) -> float:
+    pts_ = list(points)
+    if value <= pts_[0][0]:
+        return float(pts_[0][1])
+    for (x0, s0), (x1, s1) in zip(pts_, pts_[1:], strict=False):
+        if value <= x1:
+            return s0 + (s1 - s0) * (value - x0) / (x1 - x0)
+    return float(pts_[-1][1])
+
+
+def slip_severity(slip: int) -> str:
+    for limit, name in ALERTS["slip_severity"]:
+        if slip <= limit:
+            return name
+    return "critical"
+
+
+# --- the result -------------------------------------------------------------------------------
+
+
+@dataclass
+class Truth:
+    """Every figure, keyed like the views: sprints and releases by native id, projects and
+    programs by key, alerts by (rule, blocked key, blocking key)."""
+
+    as_of: datetime
+    sprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    releases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    project_health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (blocked key, blocked project, blocking key, blocking project, link kind)
+    dependencies: set[tuple[str, str | None, str, str | None, str]] = field(default_factory=set)
+    #: (rule, blocked key, blocking key) -> {severity, slip_days, program_key}
+    pair_alerts: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: one per knot: {items (keys), first (key), length (shortest cycle), projects, program}
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GroundTruth:
+    """The figures of ``org`` as of ``as_of`` (aware UTC) for the scopes in ``project_scopes``
+    (project key -> scope paths: the run's configuration)."""
+
+    def __init__(
+        self,
+        org: Organisation,
+        project_scopes: dict[str, list[str]],
+        as_of: datetime,
+    ) -> None:
+        self.org = org
+        self.as_of = as_of
+        self.today = as_of.date()
+        #: scope path -> project key (a scope in two projects counts for the first key)
+        self.project_of_scope: dict[str, str] = {}
+        for key in sorted(project_scopes):
+            for path in project_scopes[key]:
+                self.project_of_scope.setdefault(path, key)
+        self.projects = {
+            p.key: p for p in org.projects if p.key in project_scopes
+        }
+        self.items: list[Item] = [
+            i
+            for path in self.project_of_scope
+            for i in org.scope_items(path)
+            if i.created <= as_of
+        ]
+        self.by_id = {i.id: i for i in self.items}
+        self.sprints: list[Sprint] = [
+            s
+            for cad in org.cadences
+            if any(p in self.project_of_scope for p in cad.scope_paths)
+            for s in org.sprints_of(cad)
+        ]
+        self.releases: list[Release] = [
+            r for r in org.releases.values() if r.scope_path in self.project_of_scope
+        ]
+
+    def project(self, item: Item) -> str:
+        return self.project_of_scope[item.scope.path]
+
+    def sprint_project(self, sprint: Sprint) -> str:
+        """A Jira board's sprints belong to the board's project (the cadence owner)."""
+        cad = self.org.cadence(sprint.cadence_id)
+        owner = cad.owner if cad.owner in self.project_of_scope else cad.scope_paths[0]
+        return self.project_of_scope[owner]
+
+    # --- sprints ------------------------------------------------------------------------------
+
+    def sprint_close(self, s: Sprint) -> datetime | None:
+        if s.state == "closed":
+            return s.completed or s.end
+        if s.state == "active":
+            return self.as_of
+        return None
+
+    def sprint_figures(self, s: Sprint) -> dict[str, Any]:
+        start, close = s.start, self.sprint_close(s)
+        out = dict.fromkeys(
+            (
+                "committed_points",
+                "added_points",
+                "removed_points",
+                "completed_points",
+            ),
+            0.0,
+        )
+        out.update(
+            dict.fromkeys(
+                (
+                    "committed_items",
+                    "added_items",
+                    "removed_items",
+                    "completed_items",
+                    "unestimated_items",
+                ),
+                0,
+            )
+        )
+        for item in self.items:
+            for m in item.sprints:
+                if m.sprint_id != s.id:
+                    continue
+                if m.added <= start and (m.removed is None or m.removed > start):
+                    out["committed_items"] += 1
+                    out["committed_points"] += pts(estimate_at(item, start))
+                    if close is None and estimate_at(item, start) is None:
+                        # docs/metrics.md is silent on a future sprint (it has no close):
+                        # its unestimated items are those planned into it so far.
+                        out["unestimated_items"] += 1
+                if close is None:
+                    continue
+                if start < m.added <= close:
+                    out["added_items"] += 1
+                    out["added_points"] += pts(estimate_at(item, close))
+                if m.removed is not None and start < m.removed <= close:
+                    out["removed_items"] += 1
+                    out["removed_points"] += pts(estimate_at(item, m.removed))
+                in_at_close = m.added <= close and (m.removed is None or m.removed > close)
+                if (
+                    in_at_close
+                    and is_done(item, close)
+                    and not not_delivered(item)
+                ):
+                    out["completed_items"] += 1
+                    out["completed_points"] += pts(estimate_at(item, close))
+                if in_at_close and estimate_at(item, close) is None:
+                    out["unestimated_items"] += 1
+        out.update(
+            project_key=self.sprint_project(s),
+            state=s.state,
+            close_at=close,
+            length_days=(s.end - s.start) / DAY,
+        )
+        return out
+
+    # --- releases -----------------------------------------------------------------------------
+
+    def release_figures(self, r: Release) -> dict[str, Any]:
+        members = [i for i in self.items if i.release_id == r.id]
+        done_items = [i for i in members if is_done(i, self.as_of)]
+        released = r.released_at is not None
+        if released:
+            # backfill: the version was released before programview first saw it
+            planned: date | None = r.released_at.date()  # type: ignore[union-attr]
+            actual = max((i.resolved for i in done_items if i.resolved), default=None)
+        else:
+            planned, actual = r.due, None
+        grace = METRICS["on_time_grace_days"]
+        slip: int | None = None
+        if released and actual is not None and planned is not None:
+            slip = (actual.date() - planned).days
+        elif not released and planned is not None and (self.today - planned).days > grace:
+            slip = (self.today - planned).days
+        return {
+            "project_key": self.project_of_scope[r.scope_path],
+            "state": "released" if released else "open",
+            "planned_date": planned,
+            "released_at": actual,
+            "slip_days": slip,
+            "on_time": None if slip is None else slip <= grace,
+            "item_count": len(members),
+            "points": sum(pts(i.points) for i in members),
+            "done_points": sum(
+                pts(i.points) for i in done_items if not not_delivered(i)
+            ),
+            "open_bugs": sum(
+                1 for i in members if i.type == "bug" and not is_done(i, self.as_of)
+            ),
+            "unestimated_items": sum(1 for i in members if i.points is None),
+        }
+
+    # --- project metrics ----------------------------------------------------------------------
+
+    def project_figures(
+        self,
+        key: str,
+        sprints: dict[str, dict[str, Any]],
+        releases: dict[str, dict[str, Any]],
+        open_blockers: int,
+    ) -> dict[str, Any]:
+        as_of, m = self.as_of, METRICS
+        proj = self.projects[key]
+        items = [i for i in self.items if self.project(i) == key]
+        work = [i for i in items if i.type != "epic"]
+        v: dict[str, Any] = {"item_count": len(items), "open_blockers": open_blockers}
+
+        # velocity, stability, say/do
+        closed = sorted(
+            (
+                f
+                for f in sprints.values()
+                if f["project_key"] == key and f["state"] == "closed" and f["close_at"] <= as_of
+            ),
+            key=lambda f: f["close_at"],
+            reverse=True,
+        )[: m["velocity_sprints"]]
+        if closed:
+            series = [f["completed_points"] for f in closed]
+            committed = sum(f["committed_points"] for f in closed)
+            v["velocity_sprints"] = len(closed)
+            v["say_do_ratio"] = sum(series) / committed if committed else None
+            cadence = statistics.fmean(f["length_days"] for f in closed)
+        else:
+            width = m["velocity_window_days"] * DAY
+            n = max(1, (m["throughput_weeks"] * 7) // m["velocity_window_days"])
+            series = [
+                sum(
+                    pts(i.points)
+                    for i in work
+                    if delivered(i, as_of) and as_of - (k + 1) * width < i.resolved <= as_of - k * width
+                )
+                for k in range(n)
+            ]
+            v["velocity_sprints"] = 0
+            v["say_do_ratio"] = None
+            cadence = float(m["velocity_window_days"])
+        v["velocity_points"] = statistics.fmean(series)
+        v["velocity_cv"] = (
+            statistics.pstdev(series) / v["velocity_points"]
+            if len(series) >= 2 and v["velocity_points"] > 0
+            else None
+        )
+
+        def resolved_within(item: Item, days: int) -> bool:
+            return item.resolved is not None and as_of - days * DAY < item.resolved <= as_of
+
+        shipped = [i for i in work if delivered(i, as_of)]
+        v["throughput_per_week"] = (
+            sum(1 for i in shipped if resolved_within(i, 7 * m["throughput_weeks"]))
+            / m["throughput_weeks"]
+        )
+        cycle = [
+            (i.resolved - i.started) / DAY  # type: ignore[operator]
+            for i in shipped
+            if resolved_within(i, m["cycle_time_days"])
+            and i.started is not None
+            and i.started <= i.resolved  # type: ignore[operator]
+        ]
+        v["cycle_time_items"] = len(cycle) or None
+        v["cycle_time_p50_days"] = percentile(cycle, 0.5) if cycle else None
+        v["cycle_time_p85_days"] = percentile(cycle, 0.85) if cycle else None
+
+        window = m["defect_window_days"]
+        v["bugs_created"] = sum(
+            1 for i in items if i.type == "bug" and as_of - window * DAY < i.created <= as_of
+        )
+        v["delivered_points"] = sum(pts(i.points) for i in shipped if resolved_within(i, window))
+        v["defect_density"] = (
+            100 * v["bugs_created"] / v["delivered_points"] if v["delivered_points"] else None
+        )
+
+        # on-time delivery
+        d0 = self.today - m["on_time_window_days"] * DAY
+        t0 = as_of - m["on_time_window_days"] * DAY
+        judged = [
+            f
+            for f in releases.values()
+            if f["project_key"] == key
+            and f["on_time"] is not None
+            and (
+                (f["planned_date"] is not None and d0 < f["planned_date"] <= self.today)
+                or (f["released_at"] is not None and t0 < f["released_at"] <= as_of)
+            )
+        ]
+        v["releases_judged"] = len(judged)
+        v["on_time_delivery_rate"] = (
+            sum(1 for f in judged if f["on_time"]) / len(judged) if judged else None
+        )
+
+        # points, bugs, coverage
+        v["total_points"] = sum(pts(i.points) for i in work if not not_delivered(i))
+        v["done_points"] = sum(pts(i.points) for i in shipped)
+        v["remaining_points"] = v["total_points"] - v["done_points"]
+        v["unestimated_items"] = sum(1 for i in work if i.points is None)
+        v["estimate_coverage_pct"] = (
+            100 * (len(work) - v["unestimated_items"]) / len(work) if work else None
+        )
+        bugs = [i for i in items if i.type == "bug"]
+        v["open_bugs"] = sum(1 for i in bugs if open_at(i, as_of))
+        then = sum(1 for i in bugs if open_at(i, as_of - m["bug_trend_days"] * DAY))
+        v["open_bug_trend_pct"] = 100 * (v["open_bugs"] - then) / max(then, 1)
+
+        # scope change
+        ts = as_of - m["scope_change_days"] * DAY
+        base = sum(pts(estimate_at(i, ts)) for i in work if open_at(i, ts))
+        added = sum(pts(i.points) for i in work if ts < i.created <= as_of)
+        for i in work:
+            if not open_at(i, ts):
+                continue
+            for before, after in zip(i.points_history, i.points_history[1:], strict=False):
+                if ts < after.at <= as_of and pts(after.points) > pts(before.points):
+                    added += pts(after.points) - pts(before.points)
+        v["scope_change_pct"] = 100 * added / base if base else None
+
+        # budget (earned value)
+        total_days = (proj.end - proj.start).days
+        share = (self.today - proj.start).days / total_days
+        v["planned_value"] = proj.budget * min(1.0, max(0.0, share))
+        hours = sum(
+            w.seconds / 3600 for i in items for w in i.worklogs if w.started <= as_of
+        )
+        has_logs = any(w.started <= as_of for i in items for w in i.worklogs)
+        v["actual_cost"] = hours * proj.hourly_rate if has_logs else None
+        v["earned_value"] = (
+            proj.budget * v["done_points"] / v["total_points"] if v["total_points"] else None
+        )
+        ev, ac, pv = v["earned_value"], v["actual_cost"], v["planned_value"]
+        v["budget_variance"] = ev - ac if ev is not None and ac is not None else None
+        v["cpi"] = ev / ac if ev is not None and ac else None
+        v["spi"] = ev / pv if ev is not None and pv else None
+
+        # forecast
+        velocity, remaining = v["velocity_points"], v["remaining_points"]
+        if remaining <= 0:
+            v["forecast_finish_date"] = self.today
+        elif velocity > 0:
+            v["forecast_finish_date"] = self.today + math.ceil(remaining / (velocity / cadence)) * DAY
+        else:
+            v["forecast_finish_date"] = None
+        finish = v["forecast_finish_date"]
+        v["forecast_slip_days"] = (finish - proj.end).days if finish is not None else None
+        return v
+
+    # --- dependencies and alerts --------------------------------------------------------------
+
+    def blocking_links(self) -> list[tuple[Item, Item]]:
+        """(blocked, blocker) of every ``blocks`` link between two synced items (the Jira
+        connector reads native issue links; cross-tool body references live in GitHub and
+        GitLab descriptions)."""
+        out = []
+        for lk in self.org.links:
+            if lk.kind != "blocks" or lk.via != "native":
+                continue
+            blocked, blocker = self.by_id.get(lk.to_id), self.by_id.get(lk.from_id)
+            if blocked is not None and blocker is not None and blocked.id != blocker.id:
+                out.append((blocked, blocker))
+        return out
+
+    def dependencies(self) -> set[tuple[str, str | None, str, str | None, str]]:
+        out = set()
+        for lk in self.org.links:
+            if lk.via != "native":
+                continue
+            to, frm = self.by_id.get(lk.to_id), self.by_id.get(lk.from_id)
+            if to is None or frm is None:
+                continue
+            out.add((to.key, self.project(to), frm.key, self.project(frm), lk.kind))
+        return out
+
+    def planned_finish(self, item: Item) -> date | None:
+        dates = [item.due] if item.due is not None else []
+        for m in item.sprints:
+            spr = self.org.sprints[m.sprint_id]
+            if m.removed is None and spr.state in ("active", "future"):
+                dates.append(spr.end.date())
+        rel = self.org.releases.get(item.release_id) if item.release_id is not None else None
+        if rel is not None and rel.released_at is None:
+            dates.append(rel.due)
+        return min(dates) if dates else None
+
+    def in_active_sprint(self, item: Item) -> bool:
+        return any(
+            m.removed is None and self.org.sprints[m.sprint_id].state == "active"
+            for m in item.sprints
+        )
+
+    def active(self, item: Item) -> bool:
+        return item.status_category == "in_progress" or self.in_active_sprint(item)
+
+    def open_release_due(self, item: Item) -> date | None:
+        rel = self.org.releases.get(item.release_id) if item.release_id is not None else None
+        return rel.due if rel is not None and rel.released_at is None else None
+
+    def alerts(self) -> tuple[dict[tuple[str, str, str], dict[str, Any]], list[dict[str, Any]]]:
+        as_of, today, cfg = self.as_of, self.today, ALERTS
+        open_links = [
+            (a, b) for a, b in self.blocking_links() if not is_done(a, as_of) and not is_done(b, as_of)
+        ]
+        pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for a, b in open_links:
+            if self.project(a) == self.project(b):
+                continue
+            program = self.projects[self.project(a)].program
+
+            def add(rule: str, severity: str, slip: int | None = None) -> None:
+                pairs[(rule, a.key, b.key)] = {  # noqa: B023 (used at once)
+                    "severity": severity,
+                    "slip_days": slip,
+                    "program_key": program,  # noqa: B023
+                    "project_key": self.project(a),  # noqa: B023
+                }
+
+            pa, pb = self.planned_finish(a), self.planned_finish(b)
+            if pa is not None and pb is not None and pb > pa:
+                slip = (pb - pa).days
+                add("blocker_scheduled_later", slip_severity(slip), slip)
+            release_due = self.open_release_due(a)
+            if pb is None and (
+                self.in_active_sprint(a)
+                or (
+                    release_due is not None
+                    and release_due <= today + cfg["unscheduled_window_days"] * DAY
+                )
+            ):
+                add("blocker_unscheduled", cfg["severity"]["blocker_unscheduled"])
+            if self.active(a) and b.updated <= as_of - cfg["stalled_days"] * DAY:
+                add("blocker_stalled", cfg["severity"]["blocker_stalled"])
+            if a.due is not None and a.due <= today + cfg["due_soon_days"] * DAY:
+                days = (a.due - today).days
+                add(
+                    "blocked_item_due_soon",
+                    "high"
+                    if days <= cfg["due_soon_high_days"]
+                    else cfg["severity"]["blocked_item_due_soon"],
+                )
+        return pairs, self.cycles(open_links)
+
+    def cycles(self, open_links: list[tuple[Item, Item]]) -> list[dict[str, Any]]:
+        """Knots: sets of two or more open items that all reach each other along blocking
+        links, spanning two or more projects (mutual reachability, computed by BFS)."""
+        succ: dict[int, set[int]] = defaultdict(set)  # blocker -> what it blocks
+        for blocked, blocker in open_links:
+            succ[blocker.id].add(blocked.id)
+
+        def reach(start: int) -> set[int]:
+            seen, queue = {start}, deque([start])
+            while queue:
+                for nxt in succ.get(queue.popleft(), ()):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        queue.append(nxt)
+            return seen
+
+        nodes = sorted({n for a, b in open_links for n in (a.id, b.id)})
+        reach_of = {n: reach(n) for n in nodes}
+        knots: list[frozenset[int]] = []
+        placed: set[int] = set()
+        for n in nodes:
+            if n in placed:
+                continue
+            knot = frozenset(x for x in reach_of[n] if n in reach_of[x])
+            placed |= knot
+            if len(knot) > 1 and len({self.project(self.by_id[x]) for x in knot}) > 1:
+                knots.append(knot)
+        out = []
+        for knot in knots:
+            first = min(knot, key=lambda x: (self.by_id[x].key, str(x)))
+            out.append(
+                {
+                    "items": {self.by_id[x].key for x in knot},
+                    "first": self.by_id[first].key,
+                    "length": _shortest_cycle(first, knot, succ),
+                    "projects": sorted({self.project(self.by_id[x]) for x in knot}),
+                    "program_key": self.projects[self.project(self.by_id[first])].program,
+                }
+            )
+        return out
+
+    # --- health -------------------------------------------------------------------------------
+
+    def health(
+        self, values: dict[str, Any], alert_weight: float | None
+    ) -> dict[str, Any]:
+        scores: dict[str, float | None] = {}
+        metrics = dict(values, alert_weight=alert_weight)
+        for comp, names in HEALTH["components"].items():
+            got = [
+                piecewise(HEALTH["thresholds"][n], metrics[n])
+                for n in names
+                if metrics.get(n) is not None
+            ]
+            scores[comp] = round(statistics.fmean(got), 2) if got else None
+        return self._overall(scores)
+
+    def _overall(self, scores: dict[str, float | None]) -> dict[str, Any]:
+        weights = HEALTH["weights"]
+        present = {c: s for c, s in scores.items() if s is not None and weights.get(c, 0) > 0}
+        total = sum(weights[c] for c in present)
+        score = (
+            round(sum(weights[c] * s for c, s in present.items()) / total, 2) if total else None
+        )
+        status = None
+        if score is not None:
+            status = (
+                "green" if score >= HEALTH["green"] else "amber" if score >= HEALTH["amber"] else "red"
+            )
+        return {"components": scores, "health_score": score, "health_status": status}
+
+    # --- everything ---------------------------------------------------------------------------
+
+    def compute(self) -> Truth:
+        truth = Truth(as_of=self.as_of)
+        for s in self.sprints:
+            truth.sprints[str(s.native_id)] = self.sprint_figures(s)
+        for r in self.releases:
+            truth.releases[str(r.native_id)] = self.release_figures(r)
+        truth.dependencies = self.dependencies()
+        truth.pair_alerts, truth.cycles = self.alerts()
+
+        blockers: dict[str, set[tuple[int, int]]] = defaultdict(set)
+        for a, b in self.blocking_links():
+            if (
+                self.project(a) != self.project(b)
+                and not is_done(a, self.as_of)
+                and not is_done(b, self.as_of)
+            ):
+                blockers[self.project(a)].add((a.id, b.id))
+        weights = HEALTH["severity_weights"]
+        alert_weight: dict[str, float] = defaultdict(float)
+        for alert in truth.pair_alerts.values():
+            alert_weight[alert["project_key"]] += weights[alert["severity"]]
+        for knot in truth.cycles:
+            for key in knot["projects"]:
+                alert_weight[key] += weights[ALERTS["severity"]["dependency_cycle"]]
+
+        for key in sorted(self.projects):
+            values = self.project_figures(
+                key, truth.sprints, truth.releases, len(blockers.get(key, ()))
+            )
+            truth.projects[key] = values
+            truth.project_health[key] = self.health(
+                values, alert_weight.get(key, 0.0) if values["item_count"] else None
+            )
+
+        open_alerts: dict[str, int] = defaultdict(int)
+        for alert in truth.pair_alerts.values():
+            open_alerts[alert["program_key"]] += 1
+        for knot in truth.cycles:
+            open_alerts[knot["program_key"]] += 1
+        for prog in self.org.programs:
+            members = [k for k in sorted(self.projects) if self.projects[k].program == prog.key]
+            comps: dict[str, float | None] = {}
+            for comp in HEALTH["components"]:
+                got = [
+                    s
+                    for k in members
+                    if (s := truth.project_health[k]["components"][comp]) is not None
+                ]
+                comps[comp] = round(statistics.fmean(got), 2) if got else None
+
+            def total(name: str) -> float | None:
+                got = [truth.projects[k][name] for k in members]  # noqa: B023
+                got = [x for x in got if x is not None]
+                return sum(got) if got else None
+
+            truth.programs[prog.key] = {
+                **self._overall(comps),
+                "project_count": len(members),
+                "planned_value": total("planned_value"),
+                "earned_value": total("earned_value"),
+                "actual_cost": total("actual_cost"),
+                "open_alerts": open_alerts.get(prog.key, 0),
+            }
+        return truth
+
+
+def _shortest_cycle(start: int, members: frozenset[int], succ: dict[int, set[int]]) -> int:
+    """Number of items on a shortest blocking cycle through ``start`` inside ``members``."""
+    dist = {start: 0}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in succ.get(node, ()):
+            if nxt not in members:
+                continue
+            if nxt == start:
+                return dist[node] + 1
+            if nxt not in dist:
+                dist[nxt] = dist[node] + 1
+                queue.append(nxt)
+    raise AssertionError("a knot item lies on no cycle")
+
+
+def compute(
+    org: Organisation, project_scopes: dict[str, list[str]], as_of: datetime | None = None
+) -> Truth:
+    """Every figure of ``org`` as of ``as_of`` (default: the organisation's now)."""
+    moment = (as_of or org.now).astimezone(UTC)
+    return GroundTruth(org, project_scopes, moment).compute()
