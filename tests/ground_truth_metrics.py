@@ -11,11 +11,15 @@ show too.
 What the warehouse can know is not always the generator's whole truth; where a definition
 depends on what programview observed, this module follows the docs' rule for it and says so:
 
-* Jira versions released before the first sync (every released version of a freshly synced
-  organisation) are a *backfill*: planned date = the ``releaseDate`` Jira shows (the release
-  day: releasing rewrites it, see ``Release`` in the generator and ``version()`` in the Jira
-  simulator), actual date = the latest resolution time of the release's done items.
-  An open version's planned date is its current due date (the first one programview saw).
+* Jira keeps no release timestamp, so a version's dates depend on when programview looked:
+  ``syncs`` lists, per sync, its time and what Jira showed then (``release_snapshot``).
+  A version already released at its first sync is a *backfill*: planned date = the
+  ``releaseDate`` Jira showed (the release day: releasing rewrites it), actual date = the
+  latest resolution time of its done items. A version first seen open: planned date = the
+  ``releaseDate`` shown then, actual date = the time of the first sync that saw it released.
+* Settled sprints and releases (closed or shipped more than ``refresh_days`` before as_of)
+  keep the figures of the run that last computed them: pass that run's ``Truth`` as
+  ``previous``.
 * Only the sources configured in the run count: a project's figures are over the scopes the
   config gives it (``org.config_toml(..., kinds=["jira"])`` drops the GitHub companion repo of
   a mixed project, so such a project is its Jira part).
@@ -29,11 +33,12 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 import numpy
 
-from programview.simulator.generator import DONE, Item, Organisation, Release, Sprint
+from programview.simulator.generator import Item, Organisation, Release, Sprint
 
 # --- documented defaults (docs/metrics.md) ----------------------------------------------------
 
@@ -47,6 +52,7 @@ METRICS: dict[str, int] = {
     "on_time_grace_days": 0,
     "scope_change_days": 30,
     "bug_trend_days": 30,
+    "refresh_days": 30,
 }
 ALERTS: dict[str, Any] = {
     "unscheduled_window_days": 30,
@@ -164,6 +170,19 @@ def slip_severity(slip: int) -> str:
     return "critical"
 
 
+#: release id -> (released?, the ``releaseDate`` Jira shows) at one sync
+ReleaseSnapshot = dict[int, tuple[bool, date]]
+
+
+def release_snapshot(org: Organisation) -> ReleaseSnapshot:
+    """What a versions listing shows now: released or not, and ``releaseDate`` (the due date
+    while open; releasing rewrites it to the release day, as Jira does)."""
+    return {
+        r.id: (r.released_at is not None, r.released_at.date() if r.released_at else r.due)
+        for r in org.releases.values()
+    }
+
+
 # --- the result -------------------------------------------------------------------------------
 
 
@@ -195,23 +214,22 @@ class GroundTruth:
         org: Organisation,
         project_scopes: dict[str, list[str]],
         as_of: datetime,
+        syncs: list[tuple[datetime, ReleaseSnapshot]],
+        previous: Truth | None = None,
     ) -> None:
         self.org = org
         self.as_of = as_of
+        self.syncs = syncs
+        self.previous = previous
         self.today = as_of.date()
         #: scope path -> project key (a scope in two projects counts for the first key)
         self.project_of_scope: dict[str, str] = {}
         for key in sorted(project_scopes):
             for path in project_scopes[key]:
                 self.project_of_scope.setdefault(path, key)
-        self.projects = {
-            p.key: p for p in org.projects if p.key in project_scopes
-        }
+        self.projects = {p.key: p for p in org.projects if p.key in project_scopes}
         self.items: list[Item] = [
-            i
-            for path in self.project_of_scope
-            for i in org.scope_items(path)
-            if i.created <= as_of
+            i for path in self.project_of_scope for i in org.scope_items(path) if i.created <= as_of
         ]
         self.by_id = {i.id: i for i in self.items}
         self.sprints: list[Sprint] = [
@@ -285,11 +303,7 @@ class GroundTruth:
                     out["removed_items"] += 1
                     out["removed_points"] += pts(estimate_at(item, m.removed))
                 in_at_close = m.added <= close and (m.removed is None or m.removed > close)
-                if (
-                    in_at_close
-                    and is_done(item, close)
-                    and not not_delivered(item)
-                ):
+                if in_at_close and is_done(item, close) and not not_delivered(item):
                     out["completed_items"] += 1
                     out["completed_points"] += pts(estimate_at(item, close))
                 if in_at_close and estimate_at(item, close) is None:
@@ -298,7 +312,7 @@ class GroundTruth:
             project_key=self.sprint_project(s),
             state=s.state,
             close_at=close,
-            length_days=(s.end - s.start) / DAY,
+            length_days=Fraction(int((s.end - s.start).total_seconds()), 86_400),
         )
         return out
 
@@ -307,13 +321,12 @@ class GroundTruth:
     def release_figures(self, r: Release) -> dict[str, Any]:
         members = [i for i in self.items if i.release_id == r.id]
         done_items = [i for i in members if is_done(i, self.as_of)]
-        released = r.released_at is not None
-        if released:
-            # backfill: the version was released before programview first saw it
-            planned: date | None = r.released_at.date()  # type: ignore[union-attr]
+        planned, seen_released, backfill = self.observed(r)
+        released = seen_released is not None or backfill
+        if backfill:
             actual = max((i.resolved for i in done_items if i.resolved), default=None)
         else:
-            planned, actual = r.due, None
+            actual = seen_released
         grace = METRICS["on_time_grace_days"]
         slip: int | None = None
         if released and actual is not None and planned is not None:
@@ -329,14 +342,28 @@ class GroundTruth:
             "on_time": None if slip is None else slip <= grace,
             "item_count": len(members),
             "points": sum(pts(i.points) for i in members),
-            "done_points": sum(
-                pts(i.points) for i in done_items if not not_delivered(i)
-            ),
-            "open_bugs": sum(
-                1 for i in members if i.type == "bug" and not is_done(i, self.as_of)
-            ),
+            "done_points": sum(pts(i.points) for i in done_items if not not_delivered(i)),
+            "open_bugs": sum(1 for i in members if i.type == "bug" and not is_done(i, self.as_of)),
             "unestimated_items": sum(1 for i in members if i.points is None),
         }
+
+    def observed(self, r: Release) -> tuple[date | None, datetime | None, bool]:
+        """(planned date, time first seen released, released before the first sync) from
+        what the syncs saw (docs/metrics.md, "What on time means")."""
+        first: tuple[bool, date] | None = None
+        for at, snapshot in self.syncs:
+            if r.id not in snapshot:
+                continue
+            released, shown = snapshot[r.id]
+            if first is None:
+                first = (released, shown)
+                if released:
+                    return shown, None, True
+            elif released:
+                return first[1], at, False
+        if first is None:
+            raise AssertionError(f"release {r.name} of {r.scope_path} was never synced")
+        return first[1], None, False
 
     # --- project metrics ----------------------------------------------------------------------
 
@@ -368,7 +395,7 @@ class GroundTruth:
             committed = sum(f["committed_points"] for f in closed)
             v["velocity_sprints"] = len(closed)
             v["say_do_ratio"] = sum(series) / committed if committed else None
-            cadence = statistics.fmean(f["length_days"] for f in closed)
+            cadence = sum((f["length_days"] for f in closed), Fraction(0)) / len(closed)
         else:
             width = m["velocity_window_days"] * DAY
             n = max(1, (m["throughput_weeks"] * 7) // m["velocity_window_days"])
@@ -376,13 +403,14 @@ class GroundTruth:
                 sum(
                     pts(i.points)
                     for i in work
-                    if delivered(i, as_of) and as_of - (k + 1) * width < i.resolved <= as_of - k * width
+                    if delivered(i, as_of)
+                    and as_of - (k + 1) * width < i.resolved <= as_of - k * width
                 )
                 for k in range(n)
             ]
             v["velocity_sprints"] = 0
             v["say_do_ratio"] = None
-            cadence = float(m["velocity_window_days"])
+            cadence = Fraction(m["velocity_window_days"])
         v["velocity_points"] = statistics.fmean(series)
         v["velocity_cv"] = (
             statistics.pstdev(series) / v["velocity_points"]
@@ -465,9 +493,7 @@ class GroundTruth:
         total_days = (proj.end - proj.start).days
         share = (self.today - proj.start).days / total_days
         v["planned_value"] = proj.budget * min(1.0, max(0.0, share))
-        hours = sum(
-            w.seconds / 3600 for i in items for w in i.worklogs if w.started <= as_of
-        )
+        hours = sum(w.seconds / 3600 for i in items for w in i.worklogs if w.started <= as_of)
         has_logs = any(w.started <= as_of for i in items for w in i.worklogs)
         v["actual_cost"] = hours * proj.hourly_rate if has_logs else None
         v["earned_value"] = (
@@ -478,12 +504,16 @@ class GroundTruth:
         v["cpi"] = ev / ac if ev is not None and ac else None
         v["spi"] = ev / pv if ev is not None and pv else None
 
-        # forecast
-        velocity, remaining = v["velocity_points"], v["remaining_points"]
+        # forecast, in exact arithmetic: "rounded up to whole days" must not depend on float
+        # noise in the sprint length or the mean velocity
+        velocity = sum(map(Fraction, series), Fraction(0)) / len(series)
+        remaining = Fraction(v["remaining_points"])
         if remaining <= 0:
             v["forecast_finish_date"] = self.today
         elif velocity > 0:
-            v["forecast_finish_date"] = self.today + math.ceil(remaining / (velocity / cadence)) * DAY
+            v["forecast_finish_date"] = (
+                self.today + math.ceil(remaining / (velocity / cadence)) * DAY
+            )
         else:
             v["forecast_finish_date"] = None
         finish = v["forecast_finish_date"]
@@ -543,7 +573,9 @@ class GroundTruth:
     def alerts(self) -> tuple[dict[tuple[str, str, str], dict[str, Any]], list[dict[str, Any]]]:
         as_of, today, cfg = self.as_of, self.today, ALERTS
         open_links = [
-            (a, b) for a, b in self.blocking_links() if not is_done(a, as_of) and not is_done(b, as_of)
+            (a, b)
+            for a, b in self.blocking_links()
+            if not is_done(a, as_of) and not is_done(b, as_of)
         ]
         pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
         for a, b in open_links:
@@ -627,9 +659,7 @@ class GroundTruth:
 
     # --- health -------------------------------------------------------------------------------
 
-    def health(
-        self, values: dict[str, Any], alert_weight: float | None
-    ) -> dict[str, Any]:
+    def health(self, values: dict[str, Any], alert_weight: float | None) -> dict[str, Any]:
         scores: dict[str, float | None] = {}
         metrics = dict(values, alert_weight=alert_weight)
         for comp, names in HEALTH["components"].items():
@@ -645,13 +675,15 @@ class GroundTruth:
         weights = HEALTH["weights"]
         present = {c: s for c, s in scores.items() if s is not None and weights.get(c, 0) > 0}
         total = sum(weights[c] for c in present)
-        score = (
-            round(sum(weights[c] * s for c, s in present.items()) / total, 2) if total else None
-        )
+        score = round(sum(weights[c] * s for c, s in present.items()) / total, 2) if total else None
         status = None
         if score is not None:
             status = (
-                "green" if score >= HEALTH["green"] else "amber" if score >= HEALTH["amber"] else "red"
+                "green"
+                if score >= HEALTH["green"]
+                else "amber"
+                if score >= HEALTH["amber"]
+                else "red"
             )
         return {"components": scores, "health_score": score, "health_status": status}
 
@@ -659,10 +691,23 @@ class GroundTruth:
 
     def compute(self) -> Truth:
         truth = Truth(as_of=self.as_of)
+        settled = self.as_of - METRICS["refresh_days"] * DAY
+        before = self.previous
         for s in self.sprints:
-            truth.sprints[str(s.native_id)] = self.sprint_figures(s)
+            sid = str(s.native_id)
+            close = self.sprint_close(s)
+            if before and sid in before.sprints and s.state == "closed" and close <= settled:  # type: ignore[operator]
+                truth.sprints[sid] = before.sprints[sid]  # frozen at its last computation
+            else:
+                truth.sprints[sid] = self.sprint_figures(s)
         for r in self.releases:
-            truth.releases[str(r.native_id)] = self.release_figures(r)
+            rid = str(r.native_id)
+            old = before.releases.get(rid) if before else None
+            shipped = old["released_at"] if old else None
+            if old and old["state"] == "released" and shipped is not None and shipped <= settled:
+                truth.releases[rid] = old
+            else:
+                truth.releases[rid] = self.release_figures(r)
         truth.dependencies = self.dependencies()
         truth.pair_alerts, truth.cycles = self.alerts()
 
@@ -741,8 +786,11 @@ def _shortest_cycle(start: int, members: frozenset[int], succ: dict[int, set[int
 
 
 def compute(
-    org: Organisation, project_scopes: dict[str, list[str]], as_of: datetime | None = None
+    org: Organisation,
+    project_scopes: dict[str, list[str]],
+    syncs: list[tuple[datetime, ReleaseSnapshot]],
+    previous: Truth | None = None,
 ) -> Truth:
-    """Every figure of ``org`` as of ``as_of`` (default: the organisation's now)."""
-    moment = (as_of or org.now).astimezone(UTC)
-    return GroundTruth(org, project_scopes, moment).compute()
+    """Every figure of ``org`` as of its now, after the ``syncs`` so far (the last one at
+    now); ``previous`` is the truth of the transform run before (settled figures)."""
+    return GroundTruth(org, project_scopes, org.now.astimezone(UTC), syncs, previous).compute()

@@ -120,6 +120,8 @@ def test_sprint_membership_history(org: Organisation) -> None:
             if m.removed is not None:
                 removed += 1
                 assert m.added <= m.removed
+                # only taken out before the sprint closed: a closed sprint's issues are frozen
+                assert sprint.completed is None or m.removed < sprint.completed, item.key
         carried += len(item.sprints) > 1
     assert carried and added_late and removed
 
@@ -211,6 +213,23 @@ def test_advance_touches_exactly_the_changed_items() -> None:
     again = generate(seed=3, size="small")
     again.advance(20)
     assert _fingerprint(again) == _fingerprint(org)
+
+
+def test_advance_keeps_sprint_membership_possible() -> None:
+    """Items created while a sprint closes never join it, nor are carried over from it,
+    "before" they existed: every membership starts at or after the item's creation and while
+    its sprint was still open."""
+    org = generate(seed=7, size="small")
+    for _ in range(5):  # seed 7 creates items between a sprint's end and its close
+        org.advance(9)
+    created_in_sprint = 0
+    for item in org.items.values():
+        for m in item.sprints:
+            sprint = org.sprints[m.sprint_id]
+            assert m.added >= item.created, (item.key, sprint.name)
+            assert sprint.completed is None or m.added <= sprint.completed, (item.key, sprint.name)
+            created_in_sprint += m.added == item.created
+    assert created_in_sprint
 
 
 def test_advance_refuses_going_back() -> None:

@@ -209,7 +209,22 @@ def downgrade() -> None:
 
 #: (index name, (table, column, …)) on synced tables, for the transform's windows and joins.
 _SYNCED_TABLE_INDEXES: list[tuple[str, tuple[str, ...]]] = [
-    ("ix_work_items_resolved_at", ("work_items", "resolved_at")),
+    (
+        "ix_work_items_resolved_at",  # covering: the recent-deliveries query reads no rows
+        (
+            "work_items",
+            "resolved_at",
+            "status_category",
+            "not_delivered",
+            "type_category",
+            "is_deleted",
+            "created_at",
+            "started_at",
+            "story_points",
+            "source_name",
+            "scope",
+        ),
+    ),
     ("ix_estimate_changes_changed_at", ("estimate_changes", "changed_at")),
     (
         "ix_estimate_changes_item_time",

@@ -1027,7 +1027,10 @@ class Organisation:
             for _ in range(n):
                 at = when()
                 item = self._new_item(rng, sc, rng.choice(("story", "story", "bug", "task")), at)
-                if spr is not None and rng.random() < 0.5:
+                # Into the sprint running at ``at`` only: one that ends inside this step is
+                # closed at the step's end, and an item created after its end joining it
+                # would be carried over "before" it existed.
+                if spr is not None and rng.random() < 0.5 and at < spr.end:
                     item.sprints = (SprintMembership(spr.id, at, None),)
                 self._add_item(item)
                 cs.created.append(item.id)
@@ -1485,8 +1488,12 @@ def _gen_one(
         if added_ts > now_ts:
             added_ts = max(created_ts + 1, now_ts - 1)
         if rng.random() < 0.07 and s_start < now_ts:
-            # removed before close, back to the backlog, never started
-            removed = min(now_ts - 1, max(added_ts, s_start) + rng.uniform(0.5, 10) * DAY)
+            # removed before close, back to the backlog, never started (a closed sprint's
+            # issues are frozen: nothing leaves it after its close)
+            close = plan_.completed[spr_idx] if plan_.closed[spr_idx] else now_ts
+            removed = min(
+                now_ts - 1, close - 1, max(added_ts, s_start) + rng.uniform(0.5, 10) * DAY
+            )
             members.append(SprintMembership(sprints[spr_idx].id, _dt(added_ts), _dt(removed)))
         else:
             start_ts = max(added_ts, s_start) + rng.uniform(0, 0.6) * SPRINT_DAYS * DAY

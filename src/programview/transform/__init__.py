@@ -6,10 +6,14 @@ It reads only the normalized tables (never one source's raw fields), so every co
 data lands in the same figures. One run is one transaction: dashboards never see half a run,
 and a failed run changes nothing. Order matters and is fixed:
 
-1. ``sprint_metrics`` and ``release_metrics`` (current facts, fully recomputed);
+1. ``sprint_metrics`` and ``release_metrics`` (current facts; sprints and releases closed
+   more than 30 days ago keep theirs unless ``full``);
 2. dependency alerts (open -> resolved lifecycle, ``alert_events`` outbox);
 3. ``project_metrics`` with project health, then ``program_health``: history, one row per
    key and ``as_of_date`` (a rerun on the same day replaces that day's rows).
+
+The project aggregates over synced tables (the heaviest queries) do not depend on steps 1-2,
+so they run on side connections meanwhile (``transform.run``).
 
 ``as_of`` is the clock of every window ("bugs created in the last 90 days" ends at as_of);
 it defaults to now (UTC). The simulator's organisation has its own "now", so tests and the

@@ -75,11 +75,11 @@ def _concurrently(
 
     The heavy project aggregates read only synced tables, nothing this run writes, so they
     can overlap the sprint, release and alert refresh (the database does the work; Python
-    waits, the GIL released). They see the last committed data, like the main connection: on
-    SQLite the run holds the only write lock, so nothing commits in between; on PostgreSQL a
-    sync committing during the run may be seen by some queries and not others, which the
-    next run (after that sync) evens out. An in-memory SQLite database cannot be shared
-    between connections, so there (and with one CPU) the tasks run inline, in order.
+    waits with the GIL released). Each sees the data committed when it starts, a moment
+    after the main connection's first query: a sync committing during the run may be seen by
+    some queries and not others, which the run after that sync evens out (the daemon syncs
+    and transforms in turn, so it does not happen there). An in-memory SQLite database cannot
+    be shared between connections, so there (and with one CPU) the tasks run inline.
     """
     in_memory = engine.dialect.name == "sqlite" and (
         engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
@@ -114,34 +114,21 @@ def _pg_settings(conn: Connection) -> None:
 
 @contextmanager
 def _tuned(conn: Connection) -> Iterator[None]:
-    """Per-run database settings, restored afterwards.
+    """Per-run database settings.
 
-    SQLite: a bigger page cache and in-memory sorting for this run (the transform's joins
-    and GROUP BYs touch most pages of the big tables; SQLite's 2 MB default cache would
-    re-read them from the OS and spill sorts to temp files). Restored afterwards, since the
-    connection goes back to the pool. ``PRAGMA optimize`` at the end keeps the planner's
-    statistics current, as SQLite recommends for long-lived databases."""
+    PostgreSQL: see ``_pg_settings`` (``SET LOCAL``, so they end with the transaction).
+    SQLite: ``PRAGMA optimize`` at the end keeps the planner's statistics current, as SQLite
+    recommends for long-lived databases (it does nothing when they are); the transform's
+    plans rely on them (which index to group by, which side of a join to scan). A bigger
+    page cache was measured and does not pay off: the OS cache serves the pages as fast.
+    """
     if conn.dialect.name == "postgresql":
         _pg_settings(conn)
-        yield
-        return
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    temp = conn.exec_driver_sql("PRAGMA temp_store").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = {_SQLITE_CACHE_KIB}")
-    conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
-    try:
-        yield
+    yield
+    if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA optimize")
-    finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
-        conn.exec_driver_sql(f"PRAGMA temp_store = {int(temp)}")
 
 
-#: Page cache for the run: 128 MiB at most (negative = KiB), only used as pages are read.
-_SQLITE_CACHE_KIB = -131072
 #: Memory per sort/hash in the transform's PostgreSQL transaction.
 _PG_WORK_MEM = "64MB"
 
