@@ -283,6 +283,17 @@ def test_missing_variable_in_a_credentials_sub_table(kinds: None) -> None:
     )
 
 
+def test_commands_that_call_no_api_do_not_need_source_tokens(kinds: None) -> None:
+    """transform, report, costs and db run on BI hosts that hold no API tokens."""
+    config = parse_config(SOURCE, environ={}, source_secrets=False)
+    assert config.sources[0].secret("token") == ""
+    # a literal secret is still refused, and a sync (the default) still needs the token
+    with pytest.raises(ConfigError):
+        parse_config(SOURCE.replace("${FAKE_TOKEN}", "literal"), environ={}, source_secrets=False)
+    with pytest.raises(ConfigError, match="FAKE_TOKEN is not set"):
+        parse_config(SOURCE, environ={})
+
+
 def test_empty_environment_variable(kinds: None) -> None:
     assert only(SOURCE, env={"FAKE_TOKEN": ""}) == (
         "sources[0].credentials.token (line 6): environment variable FAKE_TOKEN is empty"

@@ -243,6 +243,8 @@ def build(engine) -> Scenario:  # type: ignore[no-untyped-def]
     s.link("PAY-2", "PAY-1")  # same project
     s.link("PAY-1", "PAY-2", kind="relates")
     s.link("PAY-1", "GONE-1")  # to an item never synced
+    s.link("PAY-3", "PAY-2")  # found in a deleted item: the link died with it
+    s.link("PAY-2", "PAY-3", kind="relates")  # points at a deleted item
     return s
 
 

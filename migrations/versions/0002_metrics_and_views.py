@@ -330,7 +330,15 @@ FROM (SELECT d.blocked_key AS blocked_item_key,
              d.link_kind, d.origin AS source, d.source_name,
              {_item_project("d.blocked_key", "w.status_category")} AS blocked_status_category,
              {_item_project("d.blocking_key", "w.status_category")} AS blocking_status_category
-      FROM dependencies d) x"""
+      FROM dependencies d
+      -- a link dies with its item: skip links found in, or pointing at, a deleted item
+      -- (a key not synced yet has no row at all and is kept, to resolve later)
+      WHERE NOT EXISTS (SELECT 1 FROM work_items g WHERE g.id = d.found_in AND g.is_deleted)
+        AND NOT EXISTS (SELECT 1 FROM work_items g
+                        WHERE g.item_key IN (d.blocked_key, d.blocking_key) AND g.is_deleted
+                          AND NOT EXISTS (SELECT 1 FROM work_items h
+                                          WHERE h.item_key = g.item_key AND NOT h.is_deleted))
+      ) x"""
 
     v_project_metrics = """SELECT pm.project_key, p.name AS project_name, pm.program_key,
        pm.as_of_date, pm.as_of, pm.item_count,

@@ -219,9 +219,17 @@ def resolve_path(
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source_secrets: bool = True,
 ) -> Config:
-    """Read, resolve ``${ENV}`` references, validate; raise ConfigError listing every problem."""
+    """Read, resolve ``${ENV}`` references, validate; raise ConfigError listing every problem.
+
+    ``source_secrets=False`` is for commands that never call a source API (transform,
+    report, costs import, db): a source credential whose environment variable is not set is
+    then left empty instead of being an error, so a BI host needs no API tokens.
+    """
     file = resolve_path(path, environ=environ)
     try:
         text = file.read_text(encoding="utf-8")
@@ -236,11 +244,15 @@ def load_config(
         raise ConfigError(f"config file {file} is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-    return parse_config(text, path=str(file), environ=environ)
+    return parse_config(text, path=str(file), environ=environ, source_secrets=source_secrets)
 
 
 def parse_config(
-    text: str, *, path: str | None = None, environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    source_secrets: bool = True,
 ) -> Config:
     """Validate TOML ``text``; ``path`` only labels messages. Raises ConfigError."""
     env = os.environ if environ is None else environ
@@ -251,7 +263,7 @@ def parse_config(
 
     index = _key_lines(text)
     problems: list[tuple[int | None, str]] = []
-    data = _resolve_env(data, (), env, index, problems)
+    data = _resolve_env(data, (), env, index, problems, source_secrets)
     if "path" in data:  # a Config attribute set by load_config, not a key of the file
         del data["path"]
         problems.append(_at(("path",), index, "unknown key 'path'"))
@@ -317,11 +329,18 @@ def _resolve_env(
     env: Mapping[str, str],
     index: dict[Loc, int],
     problems: list[tuple[int | None, str]],
+    source_secrets: bool = True,
 ) -> Any:
     if isinstance(value, dict):
-        return {k: _resolve_env(v, (*loc, k), env, index, problems) for k, v in value.items()}
+        return {
+            k: _resolve_env(v, (*loc, k), env, index, problems, source_secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_resolve_env(v, (*loc, i), env, index, problems) for i, v in enumerate(value)]
+        return [
+            _resolve_env(v, (*loc, i), env, index, problems, source_secrets)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
     if _is_secret(loc) and value and not ENV_REF.search(value):
@@ -345,8 +364,17 @@ def _resolve_env(
             )
         )
 
+    optional = (
+        not source_secrets
+        and len(loc) == 4
+        and loc[:1] == ("sources",)
+        and (loc[2] == "credentials")
+    )
+
     def sub(match: re.Match[str]) -> str:
         name = match.group(1)
+        if optional and not env.get(name):
+            return ""
         if name not in env:
             problems.append(_at(loc, index, f"environment variable {name} is not set"))
             return ""

@@ -32,7 +32,7 @@ def db_group() -> None:
 @handle_errors
 def upgrade_command(ctx: click.Context) -> None:
     """Apply every pending migration to the configured warehouse."""
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], source_secrets=False)
     url = config.warehouse.url
     before = _current(url)
     db.upgrade(url)
@@ -49,7 +49,7 @@ def upgrade_command(ctx: click.Context) -> None:
 @handle_errors
 def current_command(ctx: click.Context) -> None:
     """Show the warehouse's schema revision and whether it is up to date."""
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], source_secrets=False)
     current = _current(config.warehouse.url)
     head = db.head_revision()
     where = config.warehouse.safe_url

@@ -41,7 +41,7 @@ def report(ctx: click.Context, program: str | None, fmt: str, output: str | None
     Reads only the v_* views, so it works with the read-only role of `db grant-readonly`.
     Exit codes: 0 ok, 1 no metrics yet or the warehouse cannot be read, 2 unknown program.
     """
-    config = load_config(ctx.obj.get("config_path"))
+    config = load_config(ctx.obj.get("config_path"), source_secrets=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.check_connection(engine)
@@ -83,7 +83,7 @@ def grant_readonly_cmd(ctx: click.Context, role: str, password_env: str | None) 
         if not password:
             click.echo(f"error: environment variable {password_env} is not set or empty", err=True)
             sys.exit(EXIT_USAGE)
-    config = load_config(ctx.obj.get("config_path"))
+    config = load_config(ctx.obj.get("config_path"), source_secrets=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         result = grant_readonly(engine, role, password=password)

@@ -59,7 +59,7 @@ def transform_command(ctx: click.Context, as_of: date | datetime | None, full: b
     from programview.transform import run_transform
     from programview.warehouse import db
 
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], source_secrets=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.ensure_current(engine)
@@ -94,7 +94,7 @@ def costs_import_command(ctx: click.Context, file: str) -> None:
     from programview.transform.costs import CostsImportError, import_costs
     from programview.warehouse import db
 
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], source_secrets=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.ensure_current(engine)
