@@ -31,7 +31,6 @@ our logs or errors, and it is masked in httpx's own request log while we send.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -52,6 +51,7 @@ from tenacity import (
 )
 
 from programview.errors import ConfigError
+from programview.http import parse_retry_after
 
 if TYPE_CHECKING:
     from programview.config import Config
@@ -309,22 +309,7 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), else None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _short_body(response: httpx.Response) -> str:

@@ -365,7 +365,7 @@ class HttpClient:
             return None
 
         now = self._clock()
-        delay = _parse_retry_after(h.get("retry-after"), now)
+        delay = parse_retry_after(h.get("retry-after"), now)
         if delay is not None:
             hint = f"Retry-After {h.get('retry-after')}"
         elif exhausted and h.get("x-ratelimit-reset"):
@@ -431,8 +431,9 @@ def _secret_strings(headers: Mapping[str, str], extra: Iterable[str]) -> list[st
     return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
 
-def _parse_retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` is delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+    now = time.time() if now is None else now
     if not value:
         return None
     value = value.strip()
