@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from programview.config import parse_config
@@ -45,11 +45,18 @@ def run_demo(
     *,
     size: str = "medium",
     seed: int = 1,
+    weeks: int = 4,
     progress: Progress | None = None,
     echo: Callable[[str], None] = print,
     width: int = 100,
 ) -> DemoResult:
-    """Run the demo into ``directory`` (created; its database is replaced)."""
+    """Run the demo into ``directory`` (created; its database is replaced).
+
+    The organisation starts ``weeks`` weeks in the past and is synced once a simulated week
+    until today, as a daemon would have: so the trend charts have history, and releases that
+    shipped late show as late (a Jira version's plan is only known if it was seen before it
+    shipped).
+    """
     from programview.report import build_report, render_html, render_text
     from programview.simulator.generator import generate
     from programview.simulator.server import serve
@@ -71,7 +78,8 @@ def run_demo(
         )
 
     echo(f"Generating a simulated organisation (size {size}, seed {seed})…")
-    org = generate(seed, size, now=datetime.now(UTC))
+    today = datetime.now(UTC)
+    org = generate(seed, size, now=today - timedelta(weeks=weeks))
     with serve(org, port=0) as sim:
         echo(f"Simulator serving Jira, GitHub and GitLab APIs at {sim.base_url}")
         text = org.config_toml(sim.base_url, url, kinds=kinds)
@@ -82,13 +90,18 @@ def run_demo(
 
         echo(f"Creating the warehouse {database} (alembic upgrade head)…")
         db.upgrade(url)
-        echo(f"Syncing {', '.join(kinds)} from the simulator…")
-        result = sync_engine.sync(config, progress=progress)
+        engine = db.create_engine(url)
+        requests = 0
+        for week in range(weeks + 1):
+            if week:
+                org.advance(7)
+            when = org.now.strftime("%Y-%m-%d")
+            echo(f"Syncing {', '.join(kinds)} as of {when}, then computing the program view…")
+            result = sync_engine.sync(config, progress=progress)
+            requests += result.requests
+            run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
 
-    engine = db.create_engine(url)
     try:
-        echo("Computing metrics, health scores and dependency alerts…")
-        run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
         report = build_report(engine)
         report_text = render_text(report, width=width)
         html_path = folder / "programview-report.html"
@@ -107,7 +120,7 @@ def run_demo(
         status=result.status,
         kinds=kinds,
         items=int(items),
-        requests=result.requests,
+        requests=requests,
         seconds=time.monotonic() - started,
         report_text=report_text,
     )
@@ -119,7 +132,8 @@ def closing_notes(result: DemoResult) -> str:
     return "\n".join(
         [
             f"Synced {result.items} work items from {', '.join(result.kinds)} with "
-            f"{result.requests} API requests in {result.seconds:.0f} s (run {result.status}).",
+            f"{result.requests} API requests in {result.seconds:.0f} s, one sync a simulated "
+            f"week (last run {result.status}).",
             "",
             f"  warehouse (SQLite): {db_path}",
             f"  HTML report:        {result.html_report}",

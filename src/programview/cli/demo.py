@@ -28,15 +28,22 @@ from programview.progress import TerminalProgress
     help="Size of the simulated organisation.",
 )
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--weeks",
+    type=click.IntRange(0, 26),
+    default=4,
+    show_default=True,
+    help="Simulated weeks of history: one sync a week up to today.",
+)
 @handle_errors
-def demo_command(directory: str, size: str, seed: int) -> None:
+def demo_command(directory: str, size: str, seed: int, weeks: int) -> None:
     """Run programview end to end against the built-in API simulator, offline."""
     from programview.demo import closing_notes, run_demo
 
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     progress = TerminalProgress() if sys.stderr.isatty() else None
     result = run_demo(
-        directory, size=size, seed=seed, progress=progress, echo=click.echo, width=width
+        directory, size=size, seed=seed, weeks=weeks, progress=progress, echo=click.echo, width=width
     )
     click.echo("")
     click.echo(result.report_text)

@@ -1192,7 +1192,33 @@ def generate(seed: int = 1, size: str = "small", now: datetime | None = None) ->
     _gen_items(org, rng, SIZES[size])
     _gen_links(org, rng)
     _finish_updated(org)
+    _fit_budgets(org, random.Random(f"{seed}:{size}:budgets"))
     return org
+
+
+def _fit_budgets(org: Organisation, rng: random.Random) -> None:
+    """Budgets in proportion to the work, so cost figures look like a real portfolio.
+
+    A project whose items carry worklogs gets ``budget = hours the whole scope will take at
+    the pace logged so far × hourly_rate × 0.85..1.2``: its CPI lands around 0.8–1.2 instead
+    of a random budget that no amount of logged work matches. Programs get the sum of their
+    projects. Projects without worklogs (GitHub/GitLab only) keep their generated budget.
+    """
+    for proj in org.projects:
+        logged = total = done = 0.0
+        for item in org.items_for(proj):
+            if item.type == "epic":
+                continue
+            logged += sum(w.seconds for w in item.worklogs)
+            total += item.points or 0
+            if item.status_category == "done":
+                done += item.points or 0
+        if logged and done:
+            hours_at_completion = logged / 3600 * total / done
+            budget = hours_at_completion * proj.hourly_rate * rng.uniform(0.85, 1.2)
+            proj.budget = float(max(1000, round(budget, -3)))
+    for prog in org.programs:
+        prog.budget = float(sum(p.budget for p in org.projects if p.program == prog.key))
 
 
 def _gen_people(org: Organisation, rng: random.Random) -> None:
