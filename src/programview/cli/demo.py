@@ -43,7 +43,13 @@ def demo_command(directory: str, size: str, seed: int, weeks: int) -> None:
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     progress = TerminalProgress() if sys.stderr.isatty() else None
     result = run_demo(
-        directory, size=size, seed=seed, weeks=weeks, progress=progress, echo=click.echo, width=width
+        directory,
+        size=size,
+        seed=seed,
+        weeks=weeks,
+        progress=progress,
+        echo=click.echo,
+        width=width,
     )
     click.echo("")
     click.echo(result.report_text)
