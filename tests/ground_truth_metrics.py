@@ -20,6 +20,9 @@ depends on what programview observed, this module follows the docs' rule for it 
 * Settled sprints and releases (closed or shipped more than ``refresh_days`` before as_of)
   keep the figures of the run that last computed them: pass that run's ``Truth`` as
   ``previous``.
+* Actual cost counts the worklogs of all of a project's items, deleted ones too (the time
+  was spent); the forecast is computed in exact arithmetic, so "rounded up to whole days"
+  has one right answer.
 * Only the sources configured in the run count: a project's figures are over the scopes the
   config gives it (``org.config_toml(..., kinds=["jira"])`` drops the GitHub companion repo of
   a mixed project, so such a project is its Jira part).
@@ -52,7 +55,7 @@ METRICS: dict[str, int] = {
     "on_time_grace_days": 0,
     "scope_change_days": 30,
     "bug_trend_days": 30,
-    "refresh_days": 30,
+    "refresh_days": 30,  # fixed, not a config key ("Settled sprints and releases")
 }
 ALERTS: dict[str, Any] = {
     "unscheduled_window_days": 30,
@@ -291,8 +294,8 @@ class GroundTruth:
                     out["committed_items"] += 1
                     out["committed_points"] += pts(estimate_at(item, start))
                     if close is None and estimate_at(item, start) is None:
-                        # docs/metrics.md is silent on a future sprint (it has no close):
-                        # its unestimated items are those planned into it so far.
+                        # a future sprint has no close: its unestimated items are those
+                        # planned into it so far (docs/metrics.md, "Sprints")
                         out["unestimated_items"] += 1
                 if close is None:
                     continue
@@ -493,8 +496,17 @@ class GroundTruth:
         total_days = (proj.end - proj.start).days
         share = (self.today - proj.start).days / total_days
         v["planned_value"] = proj.budget * min(1.0, max(0.0, share))
-        hours = sum(w.seconds / 3600 for i in items for w in i.worklogs if w.started <= as_of)
-        has_logs = any(w.started <= as_of for i in items for w in i.worklogs)
+        # worklogs of all the project's items, deleted ones too: the time was spent
+        logs = [
+            w
+            for path, owner in self.project_of_scope.items()
+            if owner == key
+            for i in self.org.scope_items(path, include_deleted=True)
+            for w in i.worklogs
+            if w.started <= as_of
+        ]
+        hours = sum(w.seconds / 3600 for w in logs)
+        has_logs = bool(logs)
         v["actual_cost"] = hours * proj.hourly_rate if has_logs else None
         v["earned_value"] = (
             proj.budget * v["done_points"] / v["total_points"] if v["total_points"] else None

@@ -1,18 +1,26 @@
 """The warehouse's figures equal those computed independently from the simulator's ground truth.
 
 The Jira part of a generated organisation is synced over real HTTP (simulator, connector,
-sync engine), the transform runs as of the organisation's "now", and every figure of the
-public views is compared with ``ground_truth_metrics`` — a second, plain-Python computation of
-docs/metrics.md straight from the generator's items, histories, sprint memberships, releases
-and links (it shares no code with the transform).
+sync engine) and the transform runs as of the organisation's "now"; then the organisation
+lives on for some simulated days (sprints close and carry work over, versions ship, issues are
+created into running sprints, re-estimated and deleted) and an incremental sync and transform
+follow. After each run every figure of the public views is compared with
+``ground_truth_metrics``: a second, plain-Python computation of docs/metrics.md straight from
+the generator's items, histories, sprint memberships, releases and links (it shares no code
+with the transform). Each sync runs at the simulated clock (the connector's clock is patched),
+so "first seen released" is a simulated time too.
 
 Scope of the comparison: only the Jira connector exists, so the config is
 ``org.config_toml(..., kinds=["jira"])``: a project whose companion GitHub repo is dropped
-(PAY, CHK) is configured, synced and computed as its Jira part on both sides. Exact equality
-for counts, dates and verdicts; 1e-6 relative for fractional figures.
+(PAY, CHK) is configured, synced and computed as its Jira part on both sides. Compared: every
+sprint (``v_sprints``), release (``v_releases``), link (``v_dependencies``), open alert
+(``v_dependency_alerts``: which rule holds for which pair, severity, slip, program; a cycle by
+its first item, length and members), project metrics and health (``v_project_metrics``) and
+program health (``v_program_health``). Exact equality for counts, dates and verdicts; 1e-6
+relative for fractional figures.
 
-Every difference is collected before failing, one line each (view, row, column, warehouse
-value, ground truth), so a failure shows the whole picture at once.
+Every difference is collected before failing, one line each (run, view, row, column,
+warehouse value, ground truth), so a failure shows the whole picture at once.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from programview.sync.engine import sync
 from programview.transform import run_transform
 
 pytestmark = pytest.mark.slow
+
+SOURCE = "sim-jira"
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,6 @@ SCENARIOS = [
         rules=frozenset({"blocker_scheduled_later", "dependency_cycle"}),
     ),
 ]
-SOURCE = "sim-jira"
 
 
 @pytest.fixture(autouse=True)

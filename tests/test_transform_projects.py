@@ -8,7 +8,7 @@ cycle time (90 days, from 2 Apr), scope change and bug trend (30 days, from 1 Ju
 from __future__ import annotations
 
 import statistics
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import numpy
 import pytest
@@ -153,6 +153,37 @@ def test_forecast_finish_at_current_velocity(engine) -> None:  # type: ignore[no
     # 13 points left at 19/3 points per 14 days -> 28.7 -> 29 days
     assert m["forecast_finish_date"] == date(2024, 7, 30)
     assert m["forecast_slip_days"] == (date(2024, 7, 30) - date(2024, 12, 31)).days
+
+
+def test_forecast_rounds_a_whole_number_of_days_exactly(engine) -> None:  # type: ignore[no-untyped-def]
+    """128 points left at 16/3 points per 13 d 23 h sprint is exactly 335 days: float
+    arithmetic (and SQLite's julianday sprint length) makes it a hair over 335, one day more."""
+    s = Scenario(engine).source().project("FC", end="2025-12-31")
+    start = datetime(2024, 1, 1, 10)
+    for n, points in enumerate((5, 5, 6)):
+        begin = start + n * timedelta(days=14)
+        close = begin + timedelta(days=13, hours=23)
+        sprint = s.sprint(
+            f"FC-S{n}",
+            scope="FC",
+            state="closed",
+            start=f"{begin:%Y-%m-%d %H:%M}",
+            end=f"{close:%Y-%m-%d %H:%M}",
+            completed=f"{close:%Y-%m-%d %H:%M}",
+        )
+        done = s.item(
+            f"FC-{n}",
+            points=points,
+            status="done",
+            resolved=f"{close - timedelta(days=1):%Y-%m-%d}",
+        )
+        s.member(sprint, done)
+    s.item("FC-9", points=128)
+    s.run("2024-03-01 12:00")
+    m = s.project_metrics("FC")
+    assert m["velocity_points"] == pytest.approx(16 / 3)
+    assert m["remaining_points"] == 128
+    assert m["forecast_finish_date"] == date(2024, 3, 1) + timedelta(days=335)
 
 
 def test_missing_budget_inputs_give_null_with_a_reason(engine) -> None:  # type: ignore[no-untyped-def]

@@ -202,3 +202,22 @@ def test_figures_of_a_sprint_gone_from_the_source_are_dropped(engine) -> None:  
     s.delete("sprints", id="S4")
     s.run(AS_OF)
     assert sorted(r["sprint_id"] for r in s.rows("sprint_metrics")) == ["S1", "S2", "S3"]
+
+
+def test_an_issue_created_into_a_running_sprint_is_added_not_committed(engine) -> None:  # type: ignore[no-untyped-def]
+    """``added_at`` NULL means "in the sprint since the item was created" (no changelog entry
+    put it there): it entered at its creation, so one created after the sprint started is
+    scope added, and one created before the start is commitment."""
+    s = Scenario(engine).source().project("PAY")
+    s.sprint("S1", scope="PAY", state="active", start="2024-03-01 09:00", end="2024-03-15 09:00")
+    before = s.item("PAY-1", points=3, created="2024-02-20")
+    s.member("S1", before)
+    created_in_it = s.item(
+        "PAY-2", points=5, status="done", created="2024-03-04 10:00", resolved="2024-03-06"
+    )
+    s.member("S1", created_in_it)
+    s.run("2024-03-08 12:00")
+    got = s.row("sprint_metrics", sprint_id="S1")
+    assert (got["committed_items"], got["committed_points"]) == (1, 3)
+    assert (got["added_items"], got["added_points"]) == (1, 5)
+    assert (got["completed_items"], got["completed_points"]) == (1, 5)

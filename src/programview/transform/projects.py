@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
@@ -285,7 +286,9 @@ GROUP BY wi.source_name, wi.scope
 class SprintFigures:
     committed: float
     completed: float
-    length_days: float | None
+    #: exact (a float from SQLite's julianday is off by ~1e-10, enough to push a forecast
+    #: that is a whole number of days one day later)
+    length_days: Fraction | None
 
 
 def _closed_sprints(ctx: Ctx) -> dict[str, list[SprintFigures]]:
@@ -295,8 +298,7 @@ def _closed_sprints(ctx: Ctx) -> dict[str, list[SprintFigures]]:
         f"""
 WITH {SCOPE_PROJECT_CTE}
 SELECT COALESCE(sp.project_key, m.project_key) AS project_key,
-       m.committed_points, m.completed_points,
-       {ctx.sql.days_between("s.end_at", "s.start_at")} AS length_days
+       m.committed_points, m.completed_points, s.start_at, s.end_at
 FROM sprint_metrics m
 JOIN sprints s ON s.id = m.sprint_id
 LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
@@ -305,13 +307,21 @@ WHERE s.state = 'closed' AND m.close_at <= :as_of
 ORDER BY 1, m.close_at DESC, m.sprint_id DESC
 """,
         {"as_of": ctx.as_of},
+        {"start_at": sa.DateTime(), "end_at": sa.DateTime()},
     )
     out: dict[str, list[SprintFigures]] = defaultdict(list)
     limit = ctx.config.metrics.velocity_sprints
-    for project, committed, completed, length in rows:
+    for project, committed, completed, start, end in rows:
         if len(out[project]) < limit:
-            out[project].append(SprintFigures(float(committed), float(completed), _float(length)))
+            length = None
+            if start is not None and end is not None:
+                length = Fraction((end - start) // _MICROSECOND, _MICROSECONDS_A_DAY)
+            out[project].append(SprintFigures(float(committed), float(completed), length))
     return out
+
+
+_MICROSECOND = timedelta(microseconds=1)
+_MICROSECONDS_A_DAY = 86_400_000_000
 
 
 def _on_time(ctx: Ctx) -> dict[str, tuple[int, int]]:
@@ -370,10 +380,6 @@ GROUP BY wi.source_name, wi.scope
         {"as_of": ctx.as_of},
     )
     return costs, {k: v["hours"] for k, v in _by_project(scopes, hours).items()}
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -440,13 +446,13 @@ def compute_project_metrics(
         if a is None:
             for name in _ITEM_METRICS:
                 why[name] = "no work items synced for this project"
-        cadence = _velocity(ctx, v, why, sprints.get(info.key, []), r, has_items=a is not None)
+        pace = _velocity(ctx, v, why, sprints.get(info.key, []), r, has_items=a is not None)
         if a is not None:
             _item_figures(ctx, v, why, a, r, history.get(info.key, defaultdict(float)))
         _cycle_time(ctx, v, why, r, has_items=a is not None)
         _on_time_rate(ctx, v, why, on_time.get(info.key))
         _budget(ctx, info, v, why, costs, hours)
-        _forecast(ctx, info, v, why, cadence)
+        _forecast(ctx, info, v, why, pace)
         # a reason only for what stayed NULL
         why = {k: reason for k, reason in why.items() if v.get(k) is None}
         out.append(ProjectResult(info, v, why))
@@ -476,8 +482,11 @@ def _velocity(
     recent: Recent,
     *,
     has_items: bool,
-) -> float:
-    """Velocity, its stability and say/do; returns the cadence (days per sprint/window)."""
+) -> Fraction | None:
+    """Velocity, its stability and say/do. Returns the pace the forecast divides by, points
+    per day (velocity / mean sprint or window length), in exact arithmetic: "rounded up to
+    whole days" must give the same day on every database, also when the quotient is a whole
+    number (float noise would make it one day more). None without work items."""
     m = ctx.config.metrics
     if closed:
         series = [s.completed for s in closed]
@@ -486,14 +495,18 @@ def _velocity(
         if v["say_do_ratio"] is None:
             why["say_do_ratio"] = "no points committed in the last closed sprints"
         lengths = [s.length_days for s in closed if s.length_days]
-        cadence = statistics.fmean(lengths) if lengths else float(m.velocity_window_days)
+        cadence = (
+            sum(lengths, Fraction(0)) / len(lengths)
+            if lengths
+            else Fraction(m.velocity_window_days)
+        )
     elif has_items:
         series = [recent.sums[f"vw{k}"] for k in range(len(_velocity_windows(ctx)))]
         v["velocity_sprints"] = 0
         why["say_do_ratio"] = "no closed sprints (nothing was committed)"
-        cadence = float(m.velocity_window_days)
+        cadence = Fraction(m.velocity_window_days)
     else:
-        return float(m.velocity_window_days)
+        return None
     v["velocity_points"] = statistics.fmean(series)
     if len(series) >= 2 and v["velocity_points"] > 0:
         v["velocity_cv"] = statistics.pstdev(series) / v["velocity_points"]
@@ -501,7 +514,7 @@ def _velocity(
         why["velocity_cv"] = (
             "fewer than 2 closed sprints" if len(series) < 2 else ("no points delivered")
         )
-    return cadence
+    return sum(map(Fraction, series), Fraction(0)) / len(series) / cadence
 
 
 def _item_figures(
@@ -608,20 +621,21 @@ def _budget(
 
 
 def _forecast(
-    ctx: Ctx, info: ProjectInfo, v: dict[str, Any], why: dict[str, str], cadence: float
+    ctx: Ctx, info: ProjectInfo, v: dict[str, Any], why: dict[str, str], pace: Fraction | None
 ) -> None:
-    """Finish date at the current velocity, against the project's end date."""
-    remaining, velocity = v.get("remaining_points"), v.get("velocity_points")
-    if remaining is None or velocity is None:
+    """Finish date at the current velocity (``pace``: points per day, exact), against the
+    project's end date."""
+    remaining = v.get("remaining_points")
+    if remaining is None or pace is None:
         why.setdefault("forecast_slip_days", "no work items synced for this project")
         return
     if remaining <= 0:
         v["forecast_finish_date"] = ctx.as_of_date
-    elif velocity <= 0:
+    elif pace <= 0:
         why["forecast_slip_days"] = "velocity is 0, so no finish date can be forecast"
         return
     else:
-        days = math.ceil(remaining / (velocity / cadence))
+        days = math.ceil(Fraction(remaining) / pace)
         v["forecast_finish_date"] = ctx.as_of_date + timedelta(days=days)
     if info.end is None:
         why["forecast_slip_days"] = "no end date configured for the project"

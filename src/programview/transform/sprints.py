@@ -5,8 +5,10 @@ Definitions (docs/metrics.md, "Sprints"):
 
 * start = ``start_at``; close = ``completed_at`` (else ``end_at``) for a closed sprint, the
   transform's ``as_of`` for an active one (completed *so far*); a future sprint has no close.
-* committed: in the sprint at its start (``added_at`` NULL or <= start, not removed by then),
-  valued at the estimate at start.
+* committed: in the sprint at its start (added at or before start, not removed by then),
+  valued at the estimate at start. ``added_at`` NULL means "in it since the item was
+  created", so it counts as added at ``created_at``: an issue created straight into a
+  running sprint is scope added after start, not commitment (as Jira's sprint report has it).
 * added: entered after start, at or before close; removed: left after start, at or before
   close (an item both added and removed mid-sprint counts in both). Added is valued at the
   estimate at close, removed at the estimate when it left.
@@ -30,15 +32,17 @@ import sqlalchemy as sa
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
 from programview.warehouse.db import table
 
+# When the item entered the sprint: NULL ``added_at`` = there since the item was created.
+_ENTERED = "COALESCE(si.added_at, wi.created_at)"
 # Conditions on one membership (si) of sprint s, from its start (ref_start) and close (close_at).
 _IN_AT_START = (
-    "(si.added_at IS NULL OR si.added_at <= s.ref_start) "
+    f"({_ENTERED} IS NULL OR {_ENTERED} <= s.ref_start) "
     "AND (si.removed_at IS NULL OR si.removed_at > s.ref_start)"
 )
-_ADDED = "si.added_at > s.ref_start AND si.added_at <= s.close_at"
+_ADDED = f"{_ENTERED} > s.ref_start AND {_ENTERED} <= s.close_at"
 _REMOVED = "si.removed_at > s.ref_start AND si.removed_at <= s.close_at"
 _IN_AT_CLOSE = (
-    "(si.added_at IS NULL OR si.added_at <= s.close_at) "
+    f"({_ENTERED} IS NULL OR {_ENTERED} <= s.close_at) "
     "AND (si.removed_at IS NULL OR si.removed_at > s.close_at)"
 )
 _COMPLETED = (
