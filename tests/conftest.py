@@ -42,9 +42,7 @@ def pg_url() -> Iterator[str]:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {db.redact_url(admin)} is not reachable: {exc.orig}")
-    url = make_url(db.normalize_url(admin)).set(database=name).render_as_string(
-        hide_password=False
-    )
+    url = make_url(db.normalize_url(admin)).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:

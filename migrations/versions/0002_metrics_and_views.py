@@ -367,9 +367,7 @@ LEFT JOIN projects p ON p.key = pm.project_key"""
 FROM program_health h
 LEFT JOIN programs g ON g.key = h.program_key"""
 
-    open_days = _days_between(
-        dialect, "COALESCE(a.resolved_at, a.last_seen_at)", "a.first_seen_at"
-    )
+    open_days = _days_between(dialect, "COALESCE(a.resolved_at, a.last_seen_at)", "a.first_seen_at")
     v_dependency_alerts = f"""SELECT a.id AS alert_id, a.program_key, a.rule, a.severity, a.status,
        a.blocked_item_key, a.blocked_project_key, a.blocking_item_key, a.blocking_project_key,
        a.cycle_item_keys, a.message, a.slip_days, a.first_seen_at, a.last_seen_at,
