@@ -115,14 +115,8 @@ def test_example_config_is_valid() -> None:
     """config.example.toml is what users copy: it must load (with its variables set)."""
     text = (ROOT / "config.example.toml").read_text()
     kinds_used = set(re.findall(r'^kind\s*=\s*"([^"]+)"', text, re.M))
-    installed = registry.connector_entry_points()
     for kind in sorted(kinds_used):
-        try:
-            registry.load_connector(kind)
-        except Exception as exc:
-            if kind in installed:
-                pytest.skip(f"connector {kind!r} is registered but not importable yet: {exc}")
-            raise
+        registry.load_connector(kind)  # every kind the example uses ships with programview
     env = {
         name: f"https://hooks.example.com/{name}" if "URL" in name else f"value-of-{name}"
         for name in re.findall(r"\$\{(\w+)\}", text)
