@@ -20,7 +20,6 @@ import os
 import random
 import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine.url import make_url
+from _scratch import postgres_database
 
 from programview.sync.connector import Mapped, Page, Raw, Record, Replace, Stream, SyncOptions
 from programview.sync.engine import PageWriter
@@ -201,23 +200,7 @@ def sqlite_url(workdir: Path, name: str) -> Iterator[str]:
     yield f"sqlite:///{workdir / name}.db"
 
 
-@contextmanager
-def pg_database(admin_url: str) -> Iterator[str]:
-    """A throw-away database on the benchmark PostgreSQL server."""
-    name = f"pv_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(db.normalize_url(admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            make_url(db.normalize_url(admin_url))
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+pg_database = postgres_database  # a throw-away database (benchmarks/_scratch.py)
 
 
 def bench(

@@ -29,7 +29,6 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine.url import make_url
+from _scratch import postgres_database
 
 from programview.config import Config
 from programview.transform import run_transform
@@ -387,22 +386,7 @@ def sqlite_url() -> Iterator[str]:
         yield f"sqlite:///{Path(tmp) / 'bench.db'}"
 
 
-@contextmanager
-def postgres_url(admin: str) -> Iterator[str]:
-    name = f"pv_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(db.normalize_url(admin), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            make_url(db.normalize_url(admin))
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+postgres_url = postgres_database  # a throw-away database (benchmarks/_scratch.py)
 
 
 def main() -> None:
