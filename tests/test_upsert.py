@@ -7,7 +7,6 @@ result must not depend on the path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -64,13 +63,6 @@ def rows_of(engine: sa.Engine, table: str, *columns: str) -> dict[Any, tuple[Any
         result = conn.execute(sa.select(*pk, *(tbl.c[c] for c in columns))).all()
     width = len(pk)
     return {(r[0] if width == 1 else tuple(r[:width])): tuple(r[width:]) for r in result}
-
-
-@pytest.fixture
-def pg_only(engine: sa.Engine) -> Iterator[None]:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL-specific conversion")
-    yield
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -220,7 +212,7 @@ def test_floats_for_integer_columns_are_rounded(engine: sa.Engine, n: int) -> No
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_aware_datetimes_are_stored_as_naive_utc(engine: sa.Engine, pg_only: None, n: int) -> None:
+def test_aware_datetimes_are_stored_as_naive_utc(engine: sa.Engine, n: int) -> None:
     plus_two = timezone(timedelta(hours=2))
     local = datetime(2025, 3, 1, 10, 0, tzinfo=plus_two)
     upsert(engine, "work_items", [item(i, created_at=local) for i in range(n)])

@@ -206,6 +206,11 @@ def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]])
         if copy and len(values) >= COPY_MIN_ROWS:
             _copy_upsert(conn, tbl, cols, values)
         else:
+            # Aware datetimes become naive UTC, as the COPY path does: SQLite would store the
+            # wall-clock time and drop the offset.
+            stamps = [c for c in cols if isinstance(tbl.c[c].type, sa.DateTime)]
+            if stamps:
+                values = [_row_naive_utc(row, stamps) for row in values]
             stmt = _upsert_statement(conn.dialect.name, tbl.name, cols)
             # executemany of one cached statement (a multi-row VALUES statement measured 3x
             # slower: SQLAlchemy compiles it anew for every batch).
@@ -213,6 +218,13 @@ def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]])
                 conn.execute(stmt, batch)
         sent += len(values)
     return sent
+
+
+def _row_naive_utc(row: Mapping[str, Any], columns: list[str]) -> Mapping[str, Any]:
+    """``row`` with aware datetimes in ``columns`` as naive UTC (the warehouse convention)."""
+    if all(getattr(row[c], "tzinfo", None) is None for c in columns):
+        return row
+    return {**row, **{c: _naive_utc(row[c]) for c in columns}}
 
 
 def _check_columns(tbl: sa.Table, cols: tuple[str, ...], pk: list[str]) -> None:
