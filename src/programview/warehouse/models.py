@@ -193,8 +193,9 @@ class Release(Base):
     planned_date: Mapped[date | None] = mapped_column(Date)
     released: Mapped[bool | None] = mapped_column(Boolean)
     released_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # True when released_at was observed by us; False when inferred (backfill of an already
-    # released Jira version: latest resolution date of its done issues, set by the transform).
+    # True when released_at was observed by us; False/NULL when nobody saw it ship (backfill
+    # of an already released Jira version): the transform then infers the actual date from
+    # the latest resolution of its done items, in release_metrics (this column stays NULL).
     released_at_observed: Mapped[bool | None] = mapped_column(Boolean)
     archived: Mapped[bool | None] = mapped_column(Boolean)
     __table_args__ = (Index("ix_releases_source_scope", "source_name", "scope"),)
