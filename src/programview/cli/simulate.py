@@ -105,8 +105,12 @@ def simulate(
         click.echo("\n# credentials")
         for name, value in org.tokens.env().items():
             click.echo(f"export {name}={value}")
+        from programview.sync.registry import connector_entry_points
+
+        installed = [k for k in ("jira", "github", "gitlab") if k in connector_entry_points()]
         click.echo("\n# ---- programview.toml ----")
-        click.echo(sim.config_toml(db_url, jira_deployment))
+        click.echo(f"# sources for the installed connectors: {', '.join(installed) or 'none'}")
+        click.echo(sim.config_toml(db_url, jira_deployment, kinds=installed))
         click.echo("# serving; Ctrl-C to stop", err=True)
         signal.signal(signal.SIGTERM, _interrupt)  # docker stop / kill: same clean exit
         try:

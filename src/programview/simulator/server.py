@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -80,10 +80,14 @@ class Simulator:
         self.app.latency_ms = value
 
     def config_toml(
-        self, db_url: str = "sqlite:///programview.db", jira_deployment: str = "cloud"
+        self,
+        db_url: str = "sqlite:///programview.db",
+        jira_deployment: str = "cloud",
+        kinds: Iterable[str] | None = None,
     ) -> str:
-        """A programview config pointing at this running simulator."""
-        return self.org.config_toml(self.base_url, db_url, jira_deployment)
+        """A programview config pointing at this running simulator (``kinds``: only sources
+        of those kinds, e.g. the connectors installed)."""
+        return self.org.config_toml(self.base_url, db_url, jira_deployment, kinds=kinds)
 
 
 @contextmanager
