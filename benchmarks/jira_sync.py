@@ -31,7 +31,6 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import parse_qs
 
-import sqlalchemy as sa
-from sqlalchemy.engine.url import make_url
+from _scratch import postgres_database
 
 from programview.config import parse_config
 from programview.sync.engine import RunResult, sync
@@ -152,17 +150,8 @@ def _warehouse() -> Iterator[tuple[str, str]]:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.db", "SQLite"
         return
-    name = f"pv_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(db.normalize_url(admin), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(db.normalize_url(admin)).set(database=name).render_as_string(False)
-    try:
+    with postgres_database(admin) as url:
         yield url, "PostgreSQL"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
 
 
 def _rss_mb() -> float:
