@@ -18,11 +18,14 @@ from programview.warehouse import db
 from programview.warehouse.readonly import ReadonlyUnsupported, grant_readonly
 
 VIEWS = [
+    "v_benefits",
     "v_dependencies",
     "v_dependency_alerts",
+    "v_program_benefits",
     "v_program_health",
     "v_project_metrics",
     "v_releases",
+    "v_resource_load",
     "v_sprints",
     "v_sync_runs",
     "v_work_items",

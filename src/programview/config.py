@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from programview.errors import ConfigError
 from programview.transform.settings import AlertsConfig, HealthConfig, MetricsConfig
@@ -134,12 +142,63 @@ class ProjectConfig(_Strict):
         return pairs
 
 
+class BenefitConfig(_Strict):
+    """One entry of the benefits register: what a program promised to improve, by when.
+
+    Measurements over time are imported (``programview benefits import``); the transform
+    turns them into realisation, on-track and money figures (docs/metrics.md, "Benefits").
+    """
+
+    program: str = Field(min_length=1)
+    #: Referenced by the measurements file; unique across the register.
+    key: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    unit: str = ""
+    baseline: float
+    target: float
+    target_date: date
+    #: Money realised per unit of improvement towards the target (optional: without it the
+    #: benefit has no money value and does not count in the program's ROI).
+    value_per_unit: float | None = None
+
+    @model_validator(mode="after")
+    def _moves(self) -> BenefitConfig:
+        if self.target == self.baseline:
+            raise ValueError(
+                f"target equals baseline ({self.baseline:g}): nothing to realise, so no "
+                "realisation % can be computed"
+            )
+        return self
+
+
+class PersonConfig(_Strict):
+    """One person as they appear in several tools, so their load adds up across projects.
+
+    People are matched automatically by e-mail where a tool gives one; ``aliases`` name the
+    other identities: a login (``ada.okafor``), a display name, or ``source:id`` (a warehouse
+    people id such as ``jira:5b10a2844c20165700ede21g``, or ``github:ada-o``).
+    """
+
+    name: str = Field(min_length=1)
+    emails: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    #: This person's own WIP limit for ``shared_resource_contention`` (part-time people…);
+    #: default ``[alerts] wip_limit``.
+    wip_limit: int | None = Field(None, ge=1)
+
+    def tokens(self) -> set[str]:
+        """Everything that identifies this person, lower-cased."""
+        return {t.strip().lower() for t in (self.name, *self.emails, *self.aliases) if t.strip()}
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     programs: list[ProgramConfig] = Field(default_factory=list)
     projects: list[ProjectConfig] = Field(default_factory=list)
+    benefits: list[BenefitConfig] = Field(default_factory=list)
+    people: list[PersonConfig] = Field(default_factory=list)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
@@ -593,6 +652,59 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
                         (section, i, "end"),
                         index,
                         f"end {item.end} is before start {item.start}",
+                    )
+                )
+    problems.extend(_check_register(config, index))
+    return problems
+
+
+def _check_register(config: Config, index: dict[Loc, int]) -> list[tuple[int | None, str]]:
+    """Benefits point at known programs with a start before their target date; people
+    entries do not claim the same identity twice."""
+    problems: list[tuple[int | None, str]] = []
+    programs = {p.key: p for p in config.programs}
+    seen: dict[str, int] = {}
+    for i, benefit in enumerate(config.benefits):
+        if benefit.key in seen:
+            problems.append(
+                _at(
+                    ("benefits", i, "key"),
+                    index,
+                    f"duplicate key {benefit.key!r} "
+                    f"(already used by benefits[{seen[benefit.key]}])",
+                )
+            )
+        seen.setdefault(benefit.key, i)
+        program = programs.get(benefit.program)
+        if program is None:
+            problems.append(
+                _at(
+                    ("benefits", i, "program"),
+                    index,
+                    f"unknown program {benefit.program!r} "
+                    f"(configured programs: {', '.join(sorted(programs)) or 'none'})",
+                )
+            )
+        elif program.start is not None and benefit.target_date <= program.start:
+            problems.append(
+                _at(
+                    ("benefits", i, "target_date"),
+                    index,
+                    f"target_date {benefit.target_date} is not after the program's start "
+                    f"{program.start}",
+                )
+            )
+    owner: dict[str, int] = {}
+    for i, person in enumerate(config.people):
+        for token in sorted(person.tokens()):
+            first = owner.setdefault(token, i)
+            if first != i:
+                problems.append(
+                    _at(
+                        ("people", i),
+                        index,
+                        f"{token!r} already identifies people[{first}] "
+                        f"({config.people[first].name!r}); one identity, one person",
                     )
                 )
     return problems

@@ -10,7 +10,8 @@ Pure functions (no database), so every rule is easy to test and to explain:
   renormalised over those present; green >= ``health.green``, amber >= ``health.amber``,
   else red;
 * a program's component is the plain mean of its projects' component scores (projects with
-  no data for it are left out), and its score is weighted from those components as above.
+  no data for it are left out), and its score is weighted from those components as above;
+  program-level components (``benefits``) are scored from the program's own figures.
 
 Every component carries a sentence naming the values, the thresholds they fell between and
 the component's weight, so a dashboard can say *why* a program is amber.
@@ -33,6 +34,7 @@ LABELS: dict[str, str] = {
     "open_bug_trend_pct": "open bug trend (% change)",
     "cpi": "CPI",
     "alert_weight": "open dependency alerts (severity-weighted)",
+    "benefits_behind_pct": "benefits behind plan (percentage points, mean)",
 }
 
 
@@ -121,36 +123,51 @@ def score_project(
     cfg: HealthConfig,
 ) -> Health:
     """Health of one project from its metric values (``None`` = no data, with ``reasons``)."""
-    components: dict[str, Component] = {}
-    for name, metrics in COMPONENTS.items():
-        weight = cfg.weights.get(name, 0.0)
-        scores: list[float] = []
-        parts: list[str] = []
-        for metric in metrics:
-            value = values.get(metric)
-            label = LABELS[metric]
-            if value is None:
-                parts.append(f"{label}: no data ({reasons.get(metric, 'not available')})")
-                continue
-            points = cfg.points(metric)
-            score = piecewise(points, value)
-            scores.append(score)
-            parts.append(f"{label} {_num(value)} scores {_num(score)} ({_where(points, value)})")
-        title = name.capitalize()
-        if scores:
-            comp_score = round(sum(scores) / len(scores), 2)
-            sentence = (
-                f"{title} {_num(comp_score)}/100 (weight {_num(weight)}): " + "; ".join(parts) + "."
-            )
-            components[name] = Component(name, comp_score, weight, sentence)
-        else:
-            sentence = _dropped(title, "; ".join(parts), weight)
-            components[name] = Component(name, None, weight, sentence)
+    components = {
+        name: score_component(name, metrics, values, reasons, cfg)
+        for name, metrics in COMPONENTS.items()
+    }
     return _overall(components, cfg)
 
 
-def score_program(projects: Mapping[str, Health], cfg: HealthConfig) -> Health:
-    """Health of a program: each component is the mean of its projects' component scores."""
+def score_component(
+    name: str,
+    metrics: Sequence[str],
+    values: Mapping[str, float | None],
+    reasons: Mapping[str, str],
+    cfg: HealthConfig,
+) -> Component:
+    """One component: the mean score of its ``metrics`` that have a value, with its sentence."""
+    weight = cfg.weights.get(name, 0.0)
+    scores: list[float] = []
+    parts: list[str] = []
+    for metric in metrics:
+        value = values.get(metric)
+        label = LABELS[metric]
+        if value is None:
+            parts.append(f"{label}: no data ({reasons.get(metric, 'not available')})")
+            continue
+        points = cfg.points(metric)
+        score = piecewise(points, value)
+        scores.append(score)
+        parts.append(f"{label} {_num(value)} scores {_num(score)} ({_where(points, value)})")
+    title = name.capitalize()
+    if not scores:
+        return Component(name, None, weight, _dropped(title, "; ".join(parts), weight))
+    comp_score = round(sum(scores) / len(scores), 2)
+    sentence = f"{title} {_num(comp_score)}/100 (weight {_num(weight)}): " + "; ".join(parts) + "."
+    return Component(name, comp_score, weight, sentence)
+
+
+def score_program(
+    projects: Mapping[str, Health],
+    cfg: HealthConfig,
+    extra: Mapping[str, Component] | None = None,
+) -> Health:
+    """Health of a program: each component is the mean of its projects' component scores.
+
+    ``extra`` holds program-level components (``benefits``), scored from the program's own
+    figures; they join the weighted score like the others."""
     components: dict[str, Component] = {}
     for name in COMPONENTS:
         weight = cfg.weights.get(name, 0.0)
@@ -170,4 +187,5 @@ def score_program(projects: Mapping[str, Health], cfg: HealthConfig) -> Health:
         tail = f"; no data for {', '.join(missing)}" if missing else ""
         sentence = f"{title} {_num(score)}/100 (weight {_num(weight)}): mean of {listed}{tail}."
         components[name] = Component(name, score, weight, sentence)
+    components.update(extra or {})
     return _overall(components, cfg)

@@ -31,13 +31,20 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "dependencies": ("alert_weight",),
 }
 
-#: The five dependency alert rules (docs/metrics.md, "Dependency alert rules").
+#: Program-level components: scored from the program's own figures, not from its projects.
+#: Optional: weight 0 unless ``[health] weights`` gives them one.
+PROGRAM_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "benefits": ("benefits_behind_pct",),
+}
+
+#: The alert rules (docs/metrics.md, "Dependency alert rules" and "Shared people").
 RULES: tuple[str, ...] = (
     "blocker_scheduled_later",
     "blocker_unscheduled",
     "blocker_stalled",
     "blocked_item_due_soon",
     "dependency_cycle",
+    "shared_resource_contention",
 )
 
 
@@ -53,6 +60,7 @@ def _default_thresholds() -> dict[str, list[tuple[float, float]]]:
         "open_bug_trend_pct": [(0.0, 100.0), (10.0, 75.0), (25.0, 50.0), (50.0, 0.0)],
         "cpi": [(0.7, 0.0), (0.85, 50.0), (0.95, 75.0), (1.0, 100.0)],
         "alert_weight": [(0.0, 100.0), (2.0, 75.0), (6.0, 50.0), (12.0, 0.0)],
+        "benefits_behind_pct": [(0.0, 100.0), (10.0, 75.0), (25.0, 50.0), (50.0, 0.0)],
     }
 
 
@@ -102,11 +110,12 @@ class HealthConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(COMPONENTS))
+        names = [*COMPONENTS, *PROGRAM_COMPONENTS]
+        unknown = sorted(set(value) - set(names))
         if unknown:
             raise ValueError(
                 f"unknown component {', '.join(map(repr, unknown))} "
-                f"(components: {', '.join(COMPONENTS)})"
+                f"(components: {', '.join(names)})"
             )
         if any(w < 0 for w in value.values()):
             raise ValueError("weights must not be negative")
@@ -119,7 +128,7 @@ class HealthConfig(_Strict):
     def _thresholds(
         cls, value: dict[str, list[tuple[float, float]]]
     ) -> dict[str, list[tuple[float, float]]]:
-        known = {m for metrics in COMPONENTS.values() for m in metrics}
+        known = {m for c in (COMPONENTS, PROGRAM_COMPONENTS) for ms in c.values() for m in ms}
         for metric, points in value.items():
             if metric not in known:
                 raise ValueError(f"unknown metric {metric!r} (metrics: {', '.join(sorted(known))})")
@@ -194,8 +203,12 @@ class AlertsConfig(_Strict):
             "blocker_stalled": "medium",
             "blocked_item_due_soon": "medium",
             "dependency_cycle": "critical",
+            "shared_resource_contention": "medium",
         }
     )
+    #: ``shared_resource_contention``: a person's in-progress items across the projects of one
+    #: program (that have active sprints) above this many (per person: ``[[people]] wip_limit``).
+    wip_limit: int = Field(3, ge=1)
     #: Rules to switch off, e.g. ``["blocker_stalled"]``.
     disabled_rules: list[str] = Field(default_factory=list)
 
@@ -214,6 +227,7 @@ class AlertsConfig(_Strict):
             "blocker_stalled": "medium",
             "blocked_item_due_soon": "medium",
             "dependency_cycle": "critical",
+            "shared_resource_contention": "medium",
         }
         return {**defaults, **value}  # type: ignore[dict-item]
 

@@ -182,6 +182,8 @@ class DependencyAlert(Base):
     #: Every project the alert concerns (blocked project; all projects of a cycle), comma-
     #: separated: the dependencies health component of each of them counts it.
     project_keys: Mapped[str | None] = mapped_column(Text)
+    #: shared_resource_contention only: the person who is stretched.
+    person: Mapped[str | None] = mapped_column(String(300))
     message: Mapped[str] = mapped_column(Text)
     slip_days: Mapped[int | None] = mapped_column(Integer)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)

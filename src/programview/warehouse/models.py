@@ -102,6 +102,9 @@ class WorkItem(Base):
     original_estimate_hours: Mapped[float | None] = mapped_column(Float)
     time_spent_hours: Mapped[float | None] = mapped_column(Float)
     assignee: Mapped[str | None] = mapped_column(String(300))
+    #: The assignee's ``people.id`` where the connector knows it: how a person is matched
+    #: across tools (``assignee`` is only a display name).
+    assignee_id: Mapped[str | None] = mapped_column(String(200))
     reporter: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -228,11 +231,18 @@ class Dependency(Base):
 
 
 class Person(Base):
+    """One identity of a person in one source. The transform matches identities across
+    tools by e-mail and by the ``[[people]]`` aliases of the config (docs/metrics.md,
+    "Shared people"); a connector fills ``email`` and ``login`` where its API gives them."""
+
     __tablename__ = "people"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     source_name: Mapped[str] = mapped_column(String(100))
     native_id: Mapped[str] = mapped_column(String(200))
     display_name: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(300))
+    #: User name / login (GitHub login, GitLab username, Jira Data Center name).
+    login: Mapped[str | None] = mapped_column(String(300))
 
 
 class Worklog(Base):
@@ -335,4 +345,4 @@ class SyncRunStream(Base):
 
 # --- transform output (metrics, history, health, alerts): see metrics_models.py -------------
 # Imported last so those tables register on Base.metadata (Alembic, tests) with the rest.
-from programview.warehouse import metrics_models  # noqa: E402,F401
+from programview.warehouse import metrics_models, program_models  # noqa: E402,F401
