@@ -68,7 +68,9 @@ ALERTS: dict[str, Any] = {
         "blocker_stalled": "medium",
         "blocked_item_due_soon": "medium",
         "dependency_cycle": "critical",
+        "shared_resource_contention": "medium",
     },
+    "wip_limit": 3,
 }
 HEALTH: dict[str, Any] = {
     "weights": {
@@ -206,6 +208,8 @@ class Truth:
     pair_alerts: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     #: one per knot: {items (keys), first (key), length (shortest cycle), projects, program}
     cycles: list[dict[str, Any]] = field(default_factory=list)
+    #: shared_resource_contention: one per (program, person): {program_key, person, severity}
+    contention: list[dict[str, Any]] = field(default_factory=list)
 
 
 class GroundTruth:
@@ -628,6 +632,34 @@ class GroundTruth:
                 )
         return pairs, self.cycles(open_links)
 
+    def contention(self) -> list[dict[str, Any]]:
+        """``shared_resource_contention`` (docs/metrics.md, "Shared people"): a person with
+        items in progress in two or more of a program's projects that have an active sprint,
+        more than their WIP limit in all (the generated config gives the stretched shared
+        people their own limit; everyone else has the default)."""
+        active = {self.sprint_project(s) for s in self.sprints if s.state == "active"}
+        limits = {s.person_id: s.wip_limit for s in self.org.shared_people if s.wip_limit}
+        load: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for item in self.items:
+            if (
+                item.assignee is None
+                or type_category(item) == "epic"
+                or item.status_category != "in_progress"
+            ):
+                continue
+            project = self.project(item)
+            if project in active:
+                load[(self.projects[project].program, item.assignee)][project] += 1
+        return [
+            {
+                "program_key": program,
+                "person": self.org.person(person).name,
+                "severity": ALERTS["severity"]["shared_resource_contention"],
+            }
+            for (program, person), counts in sorted(load.items())
+            if len(counts) >= 2 and sum(counts.values()) > limits.get(person, ALERTS["wip_limit"])
+        ]
+
     def cycles(self, open_links: list[tuple[Item, Item]]) -> list[dict[str, Any]]:
         """Knots: sets of two or more open items that all reach each other along blocking
         links, spanning two or more projects (mutual reachability, computed by BFS)."""
@@ -722,6 +754,7 @@ class GroundTruth:
                 truth.releases[rid] = self.release_figures(r)
         truth.dependencies = self.dependencies()
         truth.pair_alerts, truth.cycles = self.alerts()
+        truth.contention = self.contention()
 
         blockers: dict[str, set[tuple[int, int]]] = defaultdict(set)
         for a, b in self.blocking_links():
@@ -753,6 +786,8 @@ class GroundTruth:
             open_alerts[alert["program_key"]] += 1
         for knot in truth.cycles:
             open_alerts[knot["program_key"]] += 1
+        for stretched in truth.contention:
+            open_alerts[stretched["program_key"]] += 1
         for prog in self.org.programs:
             members = [k for k in sorted(self.projects) if self.projects[k].program == prog.key]
             comps: dict[str, float | None] = {}

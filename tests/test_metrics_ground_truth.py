@@ -15,7 +15,8 @@ Scope of the comparison: only the Jira connector exists, so the config is
 (PAY, CHK) is configured, synced and computed as its Jira part on both sides. Compared: every
 sprint (``v_sprints``), release (``v_releases``), link (``v_dependencies``), open alert
 (``v_dependency_alerts``: which rule holds for which pair, severity, slip, program; a cycle by
-its first item, length and members), project metrics and health (``v_project_metrics``) and
+its first item, length and members; a shared_resource_contention by program and person),
+project metrics and health (``v_project_metrics``) and
 program health (``v_program_health``). Exact equality for counts, dates and verdicts; 1e-6
 relative for fractional figures.
 
@@ -355,8 +356,14 @@ def compare_alerts(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
     pairs = {
         (r["rule"], r["blocked_item_key"], r["blocking_item_key"]): r
         for r in rows
-        if r["rule"] != "dependency_cycle"
+        if r["rule"] not in ("dependency_cycle", "shared_resource_contention")
     }
+    stretched = [r for r in rows if r["rule"] == "shared_resource_contention"]
+    diff.keys(
+        "v_dependency_alerts (open shared_resource_contention)",
+        {(r["program_key"], r["person"], r["severity"]) for r in stretched},
+        {(c["program_key"], c["person"], c["severity"]) for c in truth.contention},
+    )
     diff.keys("v_dependency_alerts (open pair alerts)", set(pairs), set(truth.pair_alerts))
     for ident, want in truth.pair_alerts.items():
         row = pairs.get(ident)

@@ -599,21 +599,31 @@ def _person_name(person: Any) -> str | None:
     return person.get("displayName") or person.get("name") or person.get("accountId")
 
 
-def _person(person: Any, source: str) -> Record | None:
+def _person_native(person: Any) -> str | None:
     if not isinstance(person, dict):
         return None
     native = person.get("accountId") or person.get("key") or person.get("name")
-    if not native:
+    return str(native) if native else None
+
+
+def _person(person: Any, source: str) -> Record | None:
+    """A ``people`` row. ``emailAddress`` (Data Center, and Cloud where the profile shows
+    it) and the Data Center user ``name`` are written only when the payload has them, so a
+    payload that hides the e-mail never blanks one another payload gave."""
+    native = _person_native(person)
+    if native is None:
         return None
-    return Record(
-        "people",
-        {
-            "id": row_id(source, native),
-            "source_name": source,
-            "native_id": str(native),
-            "display_name": person.get("displayName"),
-        },
-    )
+    values: dict[str, Any] = {
+        "id": row_id(source, native),
+        "source_name": source,
+        "native_id": native,
+        "display_name": person.get("displayName"),
+    }
+    if person.get("emailAddress"):
+        values["email"] = str(person["emailAddress"])
+    if person.get("name"):
+        values["login"] = str(person["name"])
+    return Record("people", values)
 
 
 def type_category(issuetype: Raw, type_map: Mapping[str, str]) -> str:
@@ -772,6 +782,11 @@ def map_issue(raw: Raw, scope: str, settings: JiraSettings) -> Out:
                 "original_estimate_hours": _hours(fields.get("timeoriginalestimate")),
                 "time_spent_hours": _hours(fields.get("timespent")),
                 "assignee": _person_name(fields.get("assignee")),
+                "assignee_id": (
+                    row_id(source, native_assignee)
+                    if (native_assignee := _person_native(fields.get("assignee")))
+                    else None
+                ),
                 "reporter": _person_name(fields.get("reporter")),
                 "created_at": created_at,
                 "updated_at": updated_at,

@@ -104,6 +104,7 @@ _alerts = sa.table(
             "first_seen_at",
             "last_seen_at",
             "resolved_at",
+            "person",
         )
     ),
 )
@@ -341,10 +342,13 @@ def build_message(event: str, alert: Mapping[str, Any]) -> dict[str, Any]:
     slip_text = f"{_number(slip)} days" if slip is not None else "n/a"
     program = alert.get("program_key")
 
+    person = alert.get("person")
     if resolved:
         headline = (
             f"Resolved: {blocked} is no longer blocked by {blocking} ({rule})"
             if blocked and blocking
+            else f"Resolved: {person} is no longer stretched ({rule})"
+            if person
             else f"Resolved: dependency alert {alert.get('alert_id')} ({rule})"
         )
         lead = ":white_check_mark: *Dependency alert resolved*"
@@ -352,6 +356,8 @@ def build_message(event: str, alert: Mapping[str, Any]) -> dict[str, Any]:
         headline = (
             f"{severity.upper()} dependency alert: {blocked} is blocked by {blocking} ({rule})"
             if blocked and blocking
+            else f"{severity.upper()} alert: {person} is stretched across projects ({rule})"
+            if person
             else f"{severity.upper()} dependency alert {alert.get('alert_id')} ({rule})"
         )
         lead = f"{SEVERITY_EMOJI.get(severity, ':warning:')} *Dependency alert opened*"

@@ -66,19 +66,27 @@ class AlertDraft:
     rule: str
     severity: str
     message: str
-    blocked: ItemFacts
-    blocking: ItemFacts
+    #: None for rules about something else than a blocking link (shared_resource_contention).
+    blocked: ItemFacts | None
+    blocking: ItemFacts | None
     program_key: str | None
     project_keys: tuple[str, ...]
     slip_days: int | None = None
     cycle_ids: tuple[str, ...] = ()
     cycle_keys: tuple[str, ...] = ()
+    #: What the alert is about when it is not a link or a cycle (e.g. program and person).
+    identity_parts: tuple[str, ...] = ()
+    person: str | None = None
 
     @property
     def identity(self) -> str:
-        parts = self.cycle_ids if self.cycle_ids else (self.blocked.id, self.blocking.id)
+        parts = self.identity_parts or self.cycle_ids or (self._id("blocked"), self._id("blocking"))
         canonical = "\x1f".join((self.rule, *parts))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def _id(self, side: str) -> str:
+        item = getattr(self, side)
+        return item.id if item is not None else ""
 
 
 @dataclass(slots=True)
@@ -414,9 +422,19 @@ def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int]]:
 # --- lifecycle ------------------------------------------------------------------------------
 
 
-def refresh_alerts(ctx: Ctx) -> AlertsResult:
-    """Evaluate the rules and move stored alerts along open -> resolved."""
+def _item_columns(side: str, item: ItemFacts | None) -> dict[str, object]:
+    return {
+        f"{side}_item_id": item.id if item else None,
+        f"{side}_item_key": item.key if item else None,
+        f"{side}_project_key": item.project_key if item else None,
+    }
+
+
+def refresh_alerts(ctx: Ctx, extra: Sequence[AlertDraft] = ()) -> AlertsResult:
+    """Evaluate the rules and move stored alerts along open -> resolved. ``extra`` are
+    alerts other modules' rules found (``shared_resource_contention``): same lifecycle."""
     drafts, open_blockers = evaluate(ctx)
+    drafts = [*drafts, *extra]
     alerts, events = table("dependency_alerts"), table("alert_events")
     conn, now = ctx.conn, ctx.as_of
     stored = {
@@ -432,14 +450,11 @@ def refresh_alerts(ctx: Ctx) -> AlertsResult:
             "rule": d.rule,
             "program_key": d.program_key,
             "severity": d.severity,
-            "blocked_item_id": d.blocked.id,
-            "blocked_item_key": d.blocked.key,
-            "blocked_project_key": d.blocked.project_key,
-            "blocking_item_id": d.blocking.id,
-            "blocking_item_key": d.blocking.key,
-            "blocking_project_key": d.blocking.project_key,
+            **_item_columns("blocked", d.blocked),
+            **_item_columns("blocking", d.blocking),
             "cycle_item_keys": ",".join(d.cycle_keys) or None,
             "project_keys": ",".join(d.project_keys) or None,
+            "person": d.person,
             "message": d.message,
             "slip_days": d.slip_days,
             "last_seen_at": now,

@@ -17,9 +17,12 @@ import sqlalchemy as sa
 from programview.transform import TransformResult
 from programview.transform._sql import Ctx, Sql, fetch
 from programview.transform.alerts import AlertDraft, refresh_alerts
-from programview.transform.health import Health, score_program, score_project
+from programview.transform.benefits import refresh_benefits
+from programview.transform.health import Component, Health, score_program, score_project
 from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
 from programview.transform.releases import refresh_release_metrics
+from programview.transform.resources import contention_alerts, refresh_resource_load
+from programview.transform.settings import COMPONENTS
 from programview.transform.sprints import refresh_sprint_metrics
 from programview.warehouse.db import table
 
@@ -44,11 +47,13 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
         with _concurrently(engine, ctx, reads.tasks()) as results:
             n_sprints = refresh_sprint_metrics(ctx)
             n_releases = refresh_release_metrics(ctx)
-            alerts = refresh_alerts(ctx)
+            load = refresh_resource_load(ctx)
+            alerts = refresh_alerts(ctx, contention_alerts(ctx, load))
             projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
         healths = _project_health(ctx, projects, alerts.open)
         _write_projects(ctx, projects, healths)
-        n_programs = _write_programs(ctx, projects, healths, alerts.open)
+        program_components = refresh_benefits(ctx, projects)
+        n_programs = _write_programs(ctx, projects, healths, alerts.open, program_components)
     return TransformResult(
         as_of=clock,
         sprints=n_sprints,
@@ -189,7 +194,10 @@ def _write_programs(
     projects: list[ProjectResult],
     healths: dict[str, Health],
     open_alerts: list[AlertDraft],
+    program_components: dict[str, dict[str, Component]] | None = None,
 ) -> int:
+    """``program_components``: per program, its program-level components (``benefits``);
+    only those with a weight join the score (an unweighted one changes nothing)."""
     by_program: dict[str, list[ProjectResult]] = {}
     for p in projects:
         if p.info.program_key:
@@ -205,7 +213,13 @@ def _write_programs(
     rows: list[dict[str, Any]] = []
     for (key,) in fetch(ctx.conn, "SELECT key FROM programs ORDER BY key"):
         members = by_program.get(key, [])
-        h = score_program({p.info.key: healths[p.info.key] for p in members}, ctx.config.health)
+        extra = {
+            name: c for name, c in (program_components or {}).get(key, {}).items() if c.weight > 0
+        }
+        h = score_program(
+            {p.info.key: healths[p.info.key] for p in members}, ctx.config.health, extra
+        )
+        comps = {n: c for n, c in h.components.items() if n in COMPONENTS}
         rows.append(
             {
                 "program_key": key,
@@ -219,8 +233,8 @@ def _write_programs(
                 "earned_value": total(members, "earned_value"),
                 "actual_cost": total(members, "actual_cost"),
                 "open_alerts": alerts_per_program.get(key, 0),
-                **{f"{n}_score": c.score for n, c in h.components.items()},
-                **{f"{n}_explanation": c.sentence for n, c in h.components.items()},
+                **{f"{n}_score": c.score for n, c in comps.items()},
+                **{f"{n}_explanation": c.sentence for n, c in comps.items()},
             }
         )
     _replace_day(ctx.conn, "program_health", ctx.as_of_date, rows)

@@ -1,0 +1,176 @@
+"""Shared people: what each person carries in each project this week (``resource_load``),
+and the ``shared_resource_contention`` alert rule (docs/metrics.md, "Shared people").
+
+* **in_progress_items**: the person's live, non-epic work items whose status category is
+  in progress;
+* **active_sprint_items / active_sprint_points**: the person's live, non-epic items in an
+  active sprint (any status: the sprint's work on their plate), and their points (NULL = 0);
+* per project (by the item's scope) and program; people joined across tools by
+  ``transform.people``. The state is the synced state at the run (current statuses, sprints
+  and assignees); history is one row per person, project and ISO week (the Monday), the
+  week's latest run replacing its rows.
+
+``shared_resource_contention`` holds for a person and a program when the person has
+in-progress items in two or more of the program's projects that have an active sprint, and
+those items add up to more than the WIP limit (``[[people]] wip_limit``, else
+``[alerts] wip_limit``). Its identity is (rule, program, person), so it keeps its id while
+the person stays over the limit and resolves when they are not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch
+from programview.transform.alerts import AlertDraft
+from programview.transform.people import load_people
+from programview.warehouse.db import table
+
+RULE = "shared_resource_contention"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRow:
+    person_id: str
+    person: str
+    email: str | None
+    matched_by: str
+    wip_limit: int | None
+    project_key: str
+    program_key: str | None
+    in_progress_items: int
+    active_sprint_items: int
+    active_sprint_points: float
+    project_sprint_active: bool
+
+
+def week_of(day: date) -> date:
+    """The Monday of ``day``'s ISO week: the ``week`` of ``v_resource_load``."""
+    return day - timedelta(days=day.weekday())
+
+
+_LOAD = f"""
+WITH {SCOPE_PROJECT_CTE},
+active_items AS (
+  SELECT DISTINCT si.work_item_id FROM sprint_items si JOIN sprints s ON s.id = si.sprint_id
+  WHERE s.state = 'active' AND si.removed_at IS NULL
+)
+SELECT wi.source_name, wi.assignee_id, wi.assignee, sp.project_key,
+  COUNT(*) FILTER (WHERE wi.status_category = 'in_progress') AS in_progress_items,
+  COUNT(a.work_item_id) AS active_sprint_items,
+  SUM(CASE WHEN a.work_item_id IS NOT NULL THEN wi.story_points END) AS active_sprint_points
+FROM work_items wi
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+LEFT JOIN active_items a ON a.work_item_id = wi.id
+WHERE NOT wi.is_deleted AND wi.type_category <> 'epic'
+  AND (wi.assignee_id IS NOT NULL OR wi.assignee IS NOT NULL)
+  AND (wi.status_category = 'in_progress' OR a.work_item_id IS NOT NULL)
+GROUP BY wi.source_name, wi.assignee_id, wi.assignee, sp.project_key
+"""
+
+#: Projects with an active sprint (a board's sprint without a scope: its items' project).
+_ACTIVE_PROJECTS = f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT DISTINCT COALESCE(sp.project_key, m.project_key) AS project_key
+FROM sprints s
+LEFT JOIN scope_project sp ON sp.source_name = s.source_name AND sp.scope = s.scope
+LEFT JOIN sprint_metrics m ON m.sprint_id = s.id
+WHERE s.state = 'active'
+"""
+
+
+def refresh_resource_load(ctx: Ctx) -> list[LoadRow]:
+    """Compute this week's load per person and project, replace the week's rows, and return
+    them (the contention rule reads them). Runs after the sprint metrics."""
+    people = load_people(ctx.conn, ctx.config.people)
+    programs = {r[0]: r[1] for r in fetch(ctx.conn, "SELECT key, program_key FROM projects")}
+    active = {r[0] for r in fetch(ctx.conn, _ACTIVE_PROJECTS) if r[0] is not None}
+    sums: dict[tuple[str, str], list[Any]] = {}
+    for row in fetch(ctx.conn, _LOAD):
+        who = people.of_assignee(row.source_name, row.assignee_id, row.assignee)
+        acc = sums.setdefault((who.person_id, row.project_key), [who, 0, 0, 0.0])
+        acc[1] += int(row.in_progress_items or 0)
+        acc[2] += int(row.active_sprint_items or 0)
+        acc[3] += float(row.active_sprint_points or 0.0)
+    load = [
+        LoadRow(
+            person_id=who.person_id,
+            person=who.person,
+            email=who.email,
+            matched_by=who.matched_by,
+            wip_limit=who.wip_limit,
+            project_key=project,
+            program_key=programs.get(project),
+            in_progress_items=in_progress,
+            active_sprint_items=sprint_items,
+            active_sprint_points=points,
+            project_sprint_active=project in active,
+        )
+        for (_, project), (who, in_progress, sprint_items, points) in sorted(sums.items())
+    ]
+    week = week_of(ctx.as_of_date)
+    tbl = table("resource_load")
+    ctx.conn.execute(tbl.delete().where(tbl.c.week == week))
+    if load:
+        ctx.conn.execute(
+            tbl.insert(),
+            [
+                {
+                    "person_id": r.person_id,
+                    "week": week,
+                    "project_key": r.project_key,
+                    "person": r.person,
+                    "email": r.email,
+                    "matched_by": r.matched_by,
+                    "program_key": r.program_key,
+                    "as_of": ctx.as_of,
+                    "in_progress_items": r.in_progress_items,
+                    "active_sprint_items": r.active_sprint_items,
+                    "active_sprint_points": r.active_sprint_points,
+                    "project_sprint_active": r.project_sprint_active,
+                }
+                for r in load
+            ],
+        )
+    return load
+
+
+def contention_alerts(ctx: Ctx, load: list[LoadRow]) -> list[AlertDraft]:
+    """``shared_resource_contention`` drafts: one per (program, person) over the limit."""
+    cfg = ctx.config.alerts
+    if RULE in cfg.disabled_rules:
+        return []
+    spread: dict[tuple[str, str], list[LoadRow]] = defaultdict(list)
+    for row in load:
+        if row.program_key and row.in_progress_items > 0 and row.project_sprint_active:
+            spread[(row.program_key, row.person_id)].append(row)
+    out: list[AlertDraft] = []
+    for (program, person_id), rows in sorted(spread.items()):
+        total = sum(r.in_progress_items for r in rows)
+        limit = rows[0].wip_limit or cfg.wip_limit
+        if len(rows) < 2 or total <= limit:
+            continue
+        rows = sorted(rows, key=lambda r: (-r.in_progress_items, r.project_key))
+        parts = [f"{r.project_key} ({r.in_progress_items})" for r in rows]
+        listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+        out.append(
+            AlertDraft(
+                rule=RULE,
+                severity=cfg.severity[RULE],
+                message=(
+                    f"{rows[0].person} has {total} items in progress across {listed} of "
+                    f"{program}, which all have active sprints: above the WIP limit of {limit}."
+                ),
+                blocked=None,
+                blocking=None,
+                program_key=program,
+                # Not a dependency: the dependencies health component does not count it.
+                project_keys=(),
+                identity_parts=(program, person_id),
+                person=rows[0].person,
+            )
+        )
+    return out
