@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from programview.errors import ConfigError, ConnectorError, NotFound
-from programview.sync.connector import Connector, LiveIds, Stream
+from programview.sync.connector import Connector, LiveIds, SprintRef, SprintReport, Stream
 
 from .mapping import JiraSettings, choose_fields
 from .options import JiraOptions
+from .sprint_report import fetch_sprint_report
 from .streams import (
     CLOUD_SEARCH_PAGE,
     DC_SEARCH_PAGE,
@@ -245,6 +246,12 @@ class JiraConnector(Connector):
         if self.options.worklogs:
             await complete_worklogs(self, issues)
         annotate_statuses(issues, await self.statuses())
+
+    # --- checking our numbers against Jira's own -----------------------------------------
+
+    async def sprint_report(self, sprint: SprintRef) -> SprintReport:
+        """Jira's Sprint Report of a closed sprint (``sprint_report.py``)."""
+        return await fetch_sprint_report(self, sprint)
 
     # --- deletions ------------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ CONTENT_TYPES: dict[str, str] = {
 #: Endpoint modules loaded by default; each has ``register(router: Router) -> None``.
 ENDPOINT_MODULES: tuple[str, ...] = (
     "programview.simulator.jira_api",
+    "programview.simulator.jira_sprint_report",
     "programview.simulator.github_api",
     "programview.simulator.gitlab_api",
 )

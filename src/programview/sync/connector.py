@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -139,6 +139,53 @@ class LiveIds:
     native_ids: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class SprintRef:
+    """A closed sprint as the warehouse knows it, to ask its source for its own report."""
+
+    native_id: str
+    board_id: str | None
+    scope: str | None
+    name: str | None
+
+
+#: Where a sprint report puts an item at the sprint's close.
+Outcome = Literal["completed", "not_completed", "removed", "completed_elsewhere"]
+
+
+@dataclass(frozen=True, slots=True)
+class SprintReportItem:
+    """One item of a source's own sprint report, in the source's own terms."""
+
+    native_id: str | None
+    key: str
+    #: completed / not_completed (in the sprint at close) / removed during the sprint /
+    #: completed_elsewhere (done outside this sprint, e.g. before it started)
+    outcome: Outcome
+    #: Added after the sprint started (not part of its commitment).
+    added_during_sprint: bool
+    #: The estimate when the sprint started, or when the item was added to it.
+    points_at_entry: float | None
+    #: The estimate at the sprint's close (a removed item: when it left).
+    points_at_close: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SprintReport:
+    """A source's own figures for one closed sprint (Jira's Sprint Report), item by item,
+    so ``programview verify sprints`` can explain every difference from ours."""
+
+    items: tuple[SprintReportItem, ...]
+    #: The field the source estimated with (Jira: the board's estimation field).
+    estimate_field: str | None = None
+    #: When the source says the sprint started and closed (naive UTC), if it says.
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: The report's own totals by figure ("completed", "removed"), where it gives them: a
+    #: check that its items add up (None = nothing estimated).
+    totals: dict[str, float | None] = field(default_factory=dict)
+
+
 class Connector(ABC):
     """A source system. One instance per configured source and run."""
 
@@ -172,6 +219,17 @@ class Connector(ABC):
     async def live_ids(self, scope: str) -> LiveIds | None:
         """Optional deletion reconcile for ``scope``; see :class:`LiveIds`."""
         return None
+
+    async def sprint_report(self, sprint: SprintRef) -> SprintReport | None:
+        """Optional capability: the source's own report of a closed sprint (what was committed,
+        added, removed and completed, per item), for ``programview verify sprints``.
+        ``None`` (the default) means this connector has no such report."""
+        return None
+
+    @classmethod
+    def reports_sprints(cls) -> bool:
+        """Whether this connector implements :meth:`sprint_report`."""
+        return cls.sprint_report is not Connector.sprint_report
 
     async def classify_missing(self, scope: str, native_ids: list[str]) -> dict[str, str]:
         """Why items are missing from :meth:`live_ids`' listing, by native id.

@@ -176,3 +176,57 @@ GROUP BY si.sprint_id, sp.project_key
         sprint_id: min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
         for sprint_id, counter in votes.items()
     }
+
+
+_ITEM_FIGURES = f"""
+WITH s AS MATERIALIZED (
+  SELECT id, state, start_at,
+         COALESCE(start_at, :as_of) AS ref_start,
+         CASE WHEN state = 'closed' THEN COALESCE(completed_at, end_at, :as_of)
+              WHEN state = 'active' THEN :as_of
+              ELSE COALESCE(start_at, :as_of) END AS close_at,
+         CASE WHEN state IN ('closed', 'active') THEN 1 ELSE 0 END AS closes
+  FROM sprints WHERE id IN :ids
+),
+ch AS MATERIALIZED (
+  SELECT DISTINCT x.work_item_id FROM sprint_items x
+  WHERE x.sprint_id IN :ids
+    AND EXISTS (SELECT 1 FROM estimate_changes e WHERE e.work_item_id = x.work_item_id)
+)
+SELECT si.sprint_id, wi.id AS work_item_id, wi.native_id, wi.item_key, wi.is_deleted,
+  wi.status_category, wi.resolved_at, wi.not_delivered, wi.story_points,
+  {_ENTERED} AS entered_at, si.removed_at, s.ref_start, s.close_at,
+  CASE WHEN {_IN_AT_START} THEN 1 ELSE 0 END AS committed,
+  CASE WHEN {_ADDED} THEN 1 ELSE 0 END AS added,
+  CASE WHEN {_REMOVED} THEN 1 ELSE 0 END AS removed,
+  CASE WHEN {_COMPLETED} THEN 1 ELSE 0 END AS completed,
+  {_points("s.ref_start")} AS points_at_start,
+  {_points("si.removed_at")} AS points_at_removal,
+  {_points("s.close_at")} AS points_at_close
+FROM s
+JOIN sprint_items si ON si.sprint_id = s.id
+JOIN work_items wi ON wi.id = si.work_item_id
+LEFT JOIN ch ON ch.work_item_id = si.work_item_id
+ORDER BY si.sprint_id, wi.item_key
+"""
+
+
+def sprint_item_figures(conn: Any, sprint_ids: list[str], as_of: Any) -> list[Any]:
+    """Per (sprint, item): which of committed / added / removed / completed the item counts
+    in, with the same definitions (and the same SQL) as ``refresh_sprint_metrics``, and the
+    estimates each is valued at. Deleted items are included (``is_deleted``) so a caller can
+    say why they no longer count; the sprint figures leave them out.
+
+    For ``programview verify sprints``, which explains our figures item by item."""
+    types = {
+        "entered_at": sa.DateTime(),
+        "removed_at": sa.DateTime(),
+        "ref_start": sa.DateTime(),
+        "close_at": sa.DateTime(),
+        "resolved_at": sa.DateTime(),
+    }
+    out: list[Any] = []
+    for i in range(0, len(sprint_ids), _BATCH):
+        batch = sprint_ids[i : i + _BATCH]
+        out.extend(fetch(conn, _ITEM_FIGURES, {"as_of": as_of, "ids": batch}, types))
+    return out
