@@ -293,9 +293,12 @@ def stage_timer(enabled: bool) -> Iterator[dict[str, float]]:
     names = (
         "refresh_sprint_metrics",
         "refresh_release_metrics",
+        "refresh_resource_load",
+        "contention_alerts",
         "refresh_alerts",
         "compute_project_metrics",
         "_write_projects",
+        "refresh_benefits",
         "_write_programs",
     )
     originals = {n: getattr(run_module, n) for n in names}

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from programview.config import parse_config
 from programview.progress import Progress
@@ -22,6 +23,8 @@ from programview.sync import engine as sync_engine
 from programview.sync.registry import connector_entry_points
 from programview.warehouse import db
 
+#: Where the demo writes ``programview verify sprints``'s full output.
+VERIFY_FILE = "verify-sprints.txt"
 #: The source kinds the simulator serves.
 SIMULATED_KINDS = ("jira", "github", "gitlab")
 
@@ -38,6 +41,8 @@ class DemoResult:
     requests: int
     seconds: float
     report_text: str
+    #: ``programview verify sprints`` against the simulated Jira (None without Jira).
+    verify_text: str | None = None
 
 
 def run_demo(
@@ -61,6 +66,7 @@ def run_demo(
     from programview.simulator.generator import generate
     from programview.simulator.server import serve
     from programview.transform import run_transform
+    from programview.transform.benefits import import_measurements
 
     started = time.monotonic()
     folder = Path(directory).resolve()
@@ -92,6 +98,7 @@ def run_demo(
         db.upgrade(url)
         engine = db.create_engine(url)
         requests = 0
+        measurements = folder / "benefit-measurements.csv"
         for week in range(weeks + 1):
             if week:
                 org.advance(7)
@@ -99,7 +106,13 @@ def run_demo(
             echo(f"Syncing {', '.join(kinds)} as of {when}, then computing the program view…")
             result = sync_engine.sync(config, progress=progress)
             requests += result.requests
+            # the benefits register's measurements, as a PMO would import them each week
+            measurements.write_text(org.measurements_csv(), encoding="utf-8")
+            import_measurements(engine, measurements, [b.key for b in config.benefits])
             run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
+        verify_text = _verify(config, engine, echo) if "jira" in kinds else None
+        if verify_text:
+            (folder / VERIFY_FILE).write_text(verify_text, encoding="utf-8")
 
     try:
         report = build_report(engine)
@@ -123,7 +136,28 @@ def run_demo(
         requests=requests,
         seconds=time.monotonic() - started,
         report_text=report_text,
+        verify_text=verify_text,
     )
+
+
+def _verify(config: Any, engine: Any, echo: Callable[[str], None]) -> str:
+    """Jira's own Sprint Reports beside ours (``programview verify sprints``)."""
+    from programview.verify import render_verify, verify_sprints
+
+    echo("Checking the sprint figures against Jira's own Sprint Reports…")
+    return render_verify(verify_sprints(config, engine=engine))
+
+
+def _verify_notes(result: DemoResult) -> list[str]:
+    if not result.verify_text:
+        return []
+    path = result.directory / VERIFY_FILE
+    return [
+        "Sprint figures checked against Jira's own Sprint Reports (programview verify sprints):",
+        f"  {result.verify_text.splitlines()[0]}",
+        f"  every sprint and each difference explained: {path}",
+        "",
+    ]
 
 
 def closing_notes(result: DemoResult) -> str:
@@ -143,8 +177,13 @@ def closing_notes(result: DemoResult) -> str:
             f"  sqlite3 {db_path} 'SELECT program_key, as_of_date, health_score, "
             "health_status FROM v_program_health'",
             f"  sqlite3 {db_path} 'SELECT * FROM v_dependency_alerts WHERE status = ''open'''",
+            f"  sqlite3 {db_path} 'SELECT person, project_key, in_progress_items FROM "
+            "v_resource_load ORDER BY program_in_progress_items DESC LIMIT 10'",
+            f"  sqlite3 {db_path} 'SELECT program_key, as_of_date, realised_value, "
+            "actual_cost, roi FROM v_program_benefits'",
             "  Every v_* view is described in docs/warehouse.md (Tableau, Power BI, ODBC).",
             "",
+            *_verify_notes(result),
             "Again, on your own systems: write programview.toml (see config.example.toml), then",
             "  programview db upgrade && programview sync && programview report",
         ]

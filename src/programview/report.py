@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from programview.errors import ProgramviewError, SchemaOutdated
+from programview.report_program import build_sections, render_text_sections
 
 FORMATS = ("text", "json", "html")
 
@@ -99,6 +100,7 @@ def build_report(engine: Engine, *, program: str | None = None) -> dict[str, Any
             "resolved_at, status_category FROM v_work_items WHERE release_name IS NOT NULL",
             program,
         )
+        sections = build_sections(conn, program)  # people and benefits (report_program.py)
 
     latest_health = _latest(health_rows)
     latest_projects = _latest(project_rows)
@@ -125,6 +127,7 @@ def build_report(engine: Engine, *, program: str | None = None) -> dict[str, Any
             "velocity": _velocity_trend(sprints),
             "burnup": _burnup(releases, items, as_of),
         },
+        **sections,
     }
 
 
@@ -492,6 +495,7 @@ def render_text(report: Mapping[str, Any], *, width: int = 80) -> str:
                 out += _wrap(str(a["message"]), width, indent="    ")
     else:
         out.append("  none")
+    out += render_text_sections(report, width)
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from programview.report_program import render_html_sections
+
 STATUS_COLORS = {"green": "#2e7d32", "amber": "#d98e04", "red": "#c62828"}
 SEVERITY_COLORS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#c79100", "low": "#607d8b"}
 SERIES = ["#1f6feb", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#0969da", "#cf222e"]
@@ -71,6 +73,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _projects(report.get("projects") or []),
         _velocity_charts(report["trends"].get("velocity") or []),
         _burnup_charts(report["trends"].get("burnup") or []),
+        render_html_sections(report),
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -81,6 +81,7 @@ import bisect
 import math
 import random
 import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -342,6 +343,35 @@ class Link:
     to_id: int  # blocks: the blocked item
     created: datetime
     via: str  # native | body
+
+
+@dataclass(slots=True)
+class Benefit:
+    """An entry of a program's benefits register (``[[benefits]]`` in the config)."""
+
+    program: str
+    key: str
+    name: str
+    unit: str
+    baseline: float
+    target: float
+    target_date: date
+    value_per_unit: float | None
+    #: How fast the measured value really moves, relative to the straight-line plan (1.0 on
+    #: the line, below 1 behind it): ground truth for "on track".
+    pace: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPerson:
+    """A person given in-progress work in several projects of one program (a PM's fight)."""
+
+    person_id: int
+    program: str
+    projects: tuple[str, ...]
+    #: Their own WIP limit in the config (``[[people]] wip_limit``): the stretched one works
+    #: part-time for the program; None = the default.
+    wip_limit: int | None = None
 
 
 _WORDS_A = (
@@ -656,6 +686,10 @@ class Organisation:
         self.links: list[Link] = []
         self.items: dict[int, Item] = {}
         self.changes: list[ChangeSet] = []
+        #: The benefits register and the people shared between projects (see
+        #: ``_gen_benefits`` / ``_share_people``; their own random streams).
+        self.benefits: list[Benefit] = []
+        self.shared_people: list[SharedPerson] = []
         #: Held by the app around every handler and by ``advance()``: a request never
         #: sees a half-applied advance.
         self.lock = threading.RLock()
@@ -813,6 +847,36 @@ class Organisation:
         """Live items whose ``updated`` is at or after ``since`` (incremental ground truth)."""
         return [i for i in self.live_items() if i.updated >= since]
 
+    # ---- benefits ----------------------------------------------------------------------
+
+    def measurements(self) -> list[tuple[str, date, float]]:
+        """Monthly measurements of every benefit (the 1st of each month from its program's
+        start up to now), oldest first. Each value depends only on (seed, size, benefit, day),
+        so measurements taken before an ``advance()`` never change after it."""
+        out: list[tuple[str, date, float]] = []
+        today = self.now.date()
+        for b in self.benefits:
+            start = self.program(b.program).start
+            day = date(start.year, start.month, 1)
+            while day <= today:
+                if day >= start:
+                    out.append((b.key, day, self._measure(b, day)))
+                day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        return out
+
+    def _measure(self, b: Benefit, day: date) -> float:
+        start = self.program(b.program).start
+        share = max(0.0, (day - start).days / max(1, (b.target_date - start).days))
+        rng = random.Random(f"{self.seed}:{self.size}:measure:{b.key}:{day.isoformat()}")
+        noise = rng.gauss(0.0, 0.02) * abs(b.target - b.baseline)
+        return round(b.baseline + (b.target - b.baseline) * b.pace * share + noise, 4)
+
+    def measurements_csv(self) -> str:
+        """The measurements as ``programview benefits import`` reads them."""
+        rows = ["benefit,date,value"]
+        rows += [f"{k},{d.isoformat()},{v:g}" for k, d, v in self.measurements()]
+        return "\n".join(rows) + "\n"
+
     # ---- config ----------------------------------------------------------------------
 
     def config_toml(
@@ -924,6 +988,31 @@ class Organisation:
                 f"start = {proj.start.isoformat()}",
                 f"end = {proj.end.isoformat()}",
                 f"hourly_rate = {proj.hourly_rate:.1f}",
+                "",
+            ]
+        for b in self.benefits:
+            out += [
+                "[[benefits]]",
+                f'program = "{b.program}"',
+                f'key = "{b.key}"',
+                f'name = "{b.name}"',
+                f'unit = "{b.unit}"',
+                f"baseline = {b.baseline!r}",
+                f"target = {b.target!r}",
+                f"target_date = {b.target_date.isoformat()}",
+                *([f"value_per_unit = {b.value_per_unit!r}"] if b.value_per_unit else []),
+                "",
+            ]
+        for shared in self.shared_people:
+            person = self.person(shared.person_id)
+            if any(f'name = "{person.name}"' == line for line in out):
+                continue
+            out += [
+                "[[people]]",
+                f'name = "{person.name}"',
+                f'emails = ["{person.email}"]',
+                f'aliases = ["{person.login}"]',
+                *([f"wip_limit = {shared.wip_limit}"] if shared.wip_limit else []),
                 "",
             ]
         return "\n".join(out)
@@ -1193,7 +1282,105 @@ def generate(seed: int = 1, size: str = "small", now: datetime | None = None) ->
     _gen_links(org, rng)
     _finish_updated(org)
     _fit_budgets(org, random.Random(f"{seed}:{size}:budgets"))
+    # Own random streams: the data above stays exactly as it was without these.
+    _share_people(org, random.Random(f"{seed}:{size}:people"))
+    _gen_benefits(org, random.Random(f"{seed}:{size}:benefits"))
     return org
+
+
+def _share_people(org: Organisation, rng: random.Random) -> None:
+    """Per program with two or more projects, two people shared between two of them: one
+    carrying more in-progress work than their WIP limit of 2 (they work part-time for the
+    program; two in-progress items in each project, and four to-do items in each of its
+    open sprints, so they stay stretched as the weeks go by: ``shared_resource_contention``
+    holds), and one
+    within it (one item in each). Projects of one tool first, so the person is the same
+    account without any alias; items of each project's own scope (not a companion repo).
+    Only ``assignee`` of those items changes."""
+    chosen: set[int] = set()
+    taken: set[int] = set()
+    for prog in sorted(org.programs, key=lambda p: p.key):
+        projects = sorted(
+            (org.project(k) for k in prog.project_keys),
+            key=lambda p: (org.scope(p.scope_paths[0]).system != "jira", p.key),
+        )
+        if len(projects) < 2:
+            continue
+        pair = projects[:2]
+        # a configured name also matches display names: only people whose name is unique
+        names = Counter(p.name for p in org.people)
+        pool = [p.id for p in org.people if p.id not in chosen and names[p.name] == 1]
+        for person, per_project, todo in zip(rng.sample(pool, 2), (2, 1), (4, 0), strict=True):
+            chosen.add(person)
+            for proj in pair:
+                home = org.scope_items(proj.scope_paths[0])  # not a companion repo
+                items = [i for i in home if i.type != "epic" and i.id not in taken]
+                doing = [i for i in items if i.status_category == "in_progress"]
+                in_sprint = [i for i in doing if _sprint_is(org, i, "active")]
+                others = [i for i in doing if not _sprint_is(org, i, "active")]
+                picked = rng.sample(in_sprint, min(per_project, len(in_sprint)))
+                short = per_project - len(picked)
+                picked += rng.sample(others, min(short, len(others)))
+                # to-do work of theirs in every sprint to come, so the stretch lasts
+                by_sprint: dict[int, list[Item]] = defaultdict(list)
+                for i in items:
+                    sprint = org.current_sprint(i)
+                    if i.status == TODO and sprint is not None and sprint.state != "closed":
+                        by_sprint[sprint.id].append(i)
+                for sprint_id in sorted(by_sprint):
+                    planned = by_sprint[sprint_id]
+                    picked += rng.sample(planned, min(todo, len(planned)))
+                for item in picked:
+                    item.assignee = person
+                    taken.add(item.id)
+            limit = 2 if todo else None
+            org.shared_people.append(
+                SharedPerson(person, prog.key, tuple(p.key for p in pair), limit)
+            )
+
+
+def _sprint_is(org: Organisation, item: Item, state: str) -> bool:
+    sprint = org.current_sprint(item)
+    return sprint is not None and sprint.state == state
+
+
+#: (key suffix, name, unit, baseline, target, monetised)
+_BENEFITS: tuple[tuple[str, str, str, float, float, bool], ...] = (
+    ("conversion", "Checkout conversion", "%", 2.1, 3.0, True),
+    ("cost-per-txn", "Cost per transaction", "EUR", 0.42, 0.3, True),
+    ("p1-incidents", "P1 incidents per month", "incidents", 14.0, 4.0, True),
+    ("onboarding", "Merchant onboarding time", "days", 12.0, 5.0, True),
+    ("nps", "Net promoter score", "points", 31.0, 45.0, False),
+    ("availability", "API availability", "%", 99.5, 99.95, True),
+)
+
+
+def _gen_benefits(org: Organisation, rng: random.Random) -> None:
+    """Two benefits per program (one may have no money value), measured monthly
+    (``Organisation.measurements``). Money per unit is set so that reaching every target
+    returns 0.8–1.6 times the program's budget; the pace puts some ahead of the line and
+    some behind it."""
+    catalogue = list(_BENEFITS)
+    rng.shuffle(catalogue)
+    for n, prog in enumerate(sorted(org.programs, key=lambda p: p.key)):
+        for suffix, name, unit, baseline, target, monetised in catalogue[2 * n : 2 * n + 2]:
+            value = None
+            if monetised:
+                share = prog.budget * rng.uniform(0.4, 0.8)
+                value = float(f"{share / abs(target - baseline):.2g}")
+            org.benefits.append(
+                Benefit(
+                    program=prog.key,
+                    key=f"{prog.key.lower()}-{suffix}",
+                    name=name,
+                    unit=unit,
+                    baseline=baseline,
+                    target=target,
+                    target_date=prog.end,
+                    value_per_unit=value,
+                    pace=round(rng.uniform(0.6, 1.3), 2),
+                )
+            )
 
 
 def _fit_budgets(org: Organisation, rng: random.Random) -> None:
