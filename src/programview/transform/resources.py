@@ -54,8 +54,8 @@ def week_of(day: date) -> date:
 
 _LOAD = f"""
 WITH {SCOPE_PROJECT_CTE},
-active_items AS (
-  SELECT DISTINCT si.work_item_id FROM sprint_items si JOIN sprints s ON s.id = si.sprint_id
+active_items AS MATERIALIZED (  -- the few memberships of active sprints, once
+  SELECT DISTINCT si.work_item_id FROM sprints s JOIN sprint_items si ON si.sprint_id = s.id
   WHERE s.state = 'active' AND si.removed_at IS NULL
 )
 SELECT wi.source_name, wi.assignee_id, wi.assignee, sp.project_key,
