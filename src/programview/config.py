@@ -559,7 +559,7 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
                         f"(configured sources: {', '.join(sources) or 'none'})",
                     )
                 )
-            elif rest not in sources[name][1].scopes:
+            elif not _synced_scope(rest, sources[name][1].scopes):
                 problems.append(
                     _at(
                         loc,
@@ -596,6 +596,14 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
                     )
                 )
     return problems
+
+
+def _synced_scope(scope: str, source_scopes: list[str]) -> bool:
+    """A project scope is synced when its source lists it, or lists a container it lies in
+    (``acme/web`` inside the GitHub organisation ``acme``, a project inside a GitLab group)."""
+    return scope in source_scopes or any(
+        scope.startswith(container.rstrip("/") + "/") for container in source_scopes
+    )
 
 
 def _valid_sources(raw: Any) -> list[tuple[int, SourceConfig]]:

@@ -87,6 +87,33 @@ def tally_requests() -> Iterator[RequestTally]:
         _tally.reset(token)
 
 
+# --- one page of a listing ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPage:
+    """A decoded answer with what paging and conditional requests need from the response.
+
+    ``links`` is the parsed ``Link`` header by ``rel`` (GitHub, GitLab next-page URLs);
+    ``not_modified`` is a ``304`` to a conditional request (``If-None-Match``): no body, and on
+    GitHub it costs no quota.
+    """
+
+    data: Any
+    status: int
+    headers: httpx.Headers
+    links: dict[str, str]
+    url: str
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+
 # --- internal retry signal -----------------------------------------------------------------
 
 
@@ -209,6 +236,41 @@ class HttpClient:
         _, data = await self._call("POST", path, params, json, None, (200, 201), parse=True)
         return data
 
+    async def fetch_page(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> HttpPage:
+        """One page of a listing: GET (POST when ``json`` is given), decoded JSON plus headers
+        and parsed ``Link`` relations, with the same retries as :meth:`get_json` (a truncated
+        body is fetched again). ``etag`` makes it conditional: ``If-None-Match``, and a ``304``
+        comes back as a page with ``not_modified`` and no data."""
+        sent = dict(headers or {})
+        expect: tuple[int, ...] = (200, 201)
+        if etag:
+            sent["If-None-Match"] = etag
+            expect = (200, 201, 304)
+        method = "GET" if json is None else "POST"
+        response, data = await self._call(
+            method, path, params, json, sent or None, expect, parse=True
+        )
+        links = {
+            str(rel): str(link["url"])
+            for rel, link in response.links.items()
+            if isinstance(link, dict) and link.get("url")
+        }
+        return HttpPage(
+            data=data,
+            status=response.status_code,
+            headers=response.headers,
+            links=links,
+            url=str(response.url),
+        )
+
     # --- the retry loop ---------------------------------------------------------------
 
     async def _call(
@@ -325,7 +387,7 @@ class HttpClient:
 
         if status in expect:
             data: Any = None
-            if parse and status != 204 and response.content:
+            if parse and status not in (204, 304) and response.content:
                 try:
                     data = response.json()
                 except ValueError as exc:
