@@ -52,6 +52,8 @@ BACKOFF_MAX = 60.0
 RATE_FALLBACK_MAX = 120.0
 #: GitHub: "without retry-after wait at least 60 s" for secondary rate limits.
 SECONDARY_MIN_WAIT = 60.0
+#: Pace requests once fewer than this share of a rate-limit window is left (see ``_pace``).
+PACE_RESERVE = 0.1
 
 
 async def _sleep(seconds: float) -> None:
@@ -160,6 +162,7 @@ class HttpClient:
         timeout: float = 60.0,
         max_retries: int = 6,
         max_wait: float = 900.0,
+        pace: bool = False,
         auth_hint: str | None = None,
         secrets: Iterable[str] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -176,6 +179,9 @@ class HttpClient:
         self._sleep_fn = sleep
         self._clock = clock
         self._secrets = _secret_strings(headers or {}, secrets)
+        #: Pacing (``pace``): earliest time the next request of a rate-limit resource may go.
+        self.pace = pace
+        self._pace_until: dict[str, float] = {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers=headers,
@@ -339,6 +345,13 @@ class HttpClient:
     async def _pause(self, seconds: float) -> None:
         await (self._sleep_fn or _sleep)(seconds)
 
+    async def wait(self, seconds: float, reason: str) -> None:
+        """Sleep ``seconds`` for a rate limit the API signalled in a body rather than a status
+        (GitHub GraphQL's ``RATE_LIMITED`` error in a 200), shown in progress like the others."""
+        log.warning("%s: %s; waiting %.0fs", self.source, reason, seconds)
+        self.progress.wait(self.source, seconds, reason)
+        await self._pause(seconds)
+
     async def _attempt(
         self,
         method: str,
@@ -351,6 +364,12 @@ class HttpClient:
         budget: _Budget,
         where: str,
     ) -> tuple[httpx.Response, Any]:
+        resource = _resource_of(path)
+        pause = self._pace_until.get(resource, 0.0) - self._clock()
+        if pause > 0:
+            if pause >= 1:
+                self.progress.wait(self.source, pause, f"pacing {resource} requests: quota low")
+            await self._pause(pause)
         self.requests += 1
         tally = _tally.get()
         if tally is not None:
@@ -366,6 +385,8 @@ class HttpClient:
             raise self._transient(budget, f"connection failed ({detail})") from None
 
         status = response.status_code
+        if self.pace:
+            self._pace(response, resource)
         limited = self._rate_limit(response, budget)
         if limited is not None:
             delay, reason = limited
@@ -406,6 +427,32 @@ class HttpClient:
         budget.transient += 1
         delay = min(BACKOFF_MAX, 2.0 ** (budget.transient - 1)) + random.uniform(0, 1)
         return _Retry(reason, delay=delay, rate_limited=False, status=status)
+
+    # --- pacing ----------------------------------------------------------------------
+
+    def _pace(self, response: httpx.Response, resource: str) -> None:
+        """Spread what is left of a rate-limit window over the time until it resets.
+
+        Below ``PACE_RESERVE`` of the limit, the next request of the same resource waits
+        ``seconds to reset / requests left``, so a sync never runs the quota dry, and several
+        sources sharing one token (each reading the same headers) slow down together.
+        """
+        h = response.headers
+        remaining = h.get("x-ratelimit-remaining", h.get("ratelimit-remaining"))
+        limit = h.get("x-ratelimit-limit", h.get("ratelimit-limit"))
+        reset = h.get("x-ratelimit-reset", h.get("ratelimit-reset"))
+        if remaining is None or limit is None or reset is None:
+            return
+        try:
+            left, total = int(remaining), int(limit)
+        except ValueError:
+            return
+        now = self._clock()
+        until = _until(reset, now)
+        if total <= 0 or left <= 0 or until is None or left > total * PACE_RESERVE:
+            self._pace_until.pop(resource, None)
+            return
+        self._pace_until[resource] = now + min(until / left, self.max_wait)
 
     # --- classifying answers ----------------------------------------------------------
 
@@ -508,6 +555,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def _resource_of(path: str) -> str:
+    """The rate-limit resource a request counts against (GitHub keeps GraphQL apart)."""
+    return "graphql" if path.split("?", 1)[0].rstrip("/").endswith("/graphql") else "core"
 
 
 def _until(value: str, now: float) -> float | None:

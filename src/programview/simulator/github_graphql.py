@@ -379,6 +379,44 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
         found = [(0, _item(ctx, key, rec))] if rec.deleted is None else []
         return _connection(found, args, key=lambda n: n[0], value=lambda n: n[1])
 
+    @on("Query", "repository")
+    def repository(_: Any, info: Any, owner: str, name: str, **args: Any) -> dict[str, Any] | None:
+        ctx = info.context.ctx
+        scope = ctx.org.find_scope("github", f"{owner}/{name}")
+        if scope is None:
+            raise GraphQLError(
+                f"Could not resolve to a Repository with the name '{owner}/{name}'.",
+                extensions={"type": "NOT_FOUND"},
+            )
+        return {**_repository(scope), "_scope": scope}
+
+    @on("Repository", "issues")
+    def repo_issues(repo: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
+        """``issues(first, after, orderBy {field CREATED_AT|UPDATED_AT, direction},
+        states, filterBy {since, states})``: the repository's live issues (no PRs)."""
+        ctx = info.context.ctx
+        order = args.get("orderBy") or {"field": "CREATED_AT", "direction": "ASC"}
+        states = set(args.get("states") or (args.get("filterBy") or {}).get("states") or [])
+        since_text = (args.get("filterBy") or {}).get("since")
+        since = gh.parse_time(since_text) if since_text else None
+        rows = [
+            i
+            for i in ctx.org.scope_items(repo["_scope"])
+            if (not states or ("CLOSED" if i.status == DONE else "OPEN") in states)
+            and (since is None or i.updated >= since)
+        ]
+        by_updated = order.get("field") == "UPDATED_AT"
+        rows.sort(
+            key=lambda i: (i.updated if by_updated else i.created, i.id),
+            reverse=order.get("direction") == "DESC",
+        )
+        keyed = [
+            ((int((i.updated if by_updated else i.created).timestamp()), i.id), i) for i in rows
+        ]
+        if order.get("direction") == "DESC":
+            keyed = [((-k[0], -k[1]), i) for k, i in keyed]
+        return _keyed_connection(keyed, args, lambda r: _issue_node(ctx, r[1]), lambda r: r[0])
+
     @on("Issue", "labels")
     def labels(issue: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
         rec = issue["_record"]

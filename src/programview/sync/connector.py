@@ -181,6 +181,16 @@ class Stream(ABC):
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
 
+    #: Whether :meth:`combine` is used (the engine then loads the stored payloads).
+    combines: ClassVar[bool] = False
+
+    def combine(self, stored: Raw, new: Raw) -> Raw:
+        """The payload to store given the stored one and the one just fetched (only called
+        when ``combines`` is set and the record was stored before). For what only observation
+        over time can tell, e.g. when an item was seen entering a GitHub iteration: the API
+        keeps no history, so the stored payload carries it and each fetch adds to it."""
+        return new
+
     def native_id(self, raw: Raw) -> str:
         """The record's stable id (dedupes overlapping incremental pages)."""
         value: Any = raw
@@ -221,6 +231,9 @@ class Connector(ABC):
     options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
     #: Credential keys this kind accepts (each must be an ``${ENV_VAR}`` reference).
     credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: Spread requests over what is left of the rate-limit window once it runs low (an API
+    #: whose quota is shared by every tool using the same token, like GitHub's 5,000/hour).
+    pace_requests: ClassVar[bool] = False
 
     def __init__(self, source: SourceConfig, http: HttpClient) -> None:
         self.source = source
@@ -258,6 +271,11 @@ class Connector(ABC):
     async def live_ids(self, scope: str) -> LiveIds | None:
         """Optional deletion reconcile for ``scope``; see :class:`LiveIds`."""
         return None
+
+    async def classify_missing_items(self, scope: str, items: dict[str, str]) -> dict[str, str]:
+        """Like :meth:`classify_missing`, given native id -> item key (a GitHub issue is looked
+        up by its number, which only its key holds). Defaults to :meth:`classify_missing`."""
+        return await self.classify_missing(scope, list(items))
 
     async def classify_missing(self, scope: str, native_ids: list[str]) -> dict[str, str]:
         """Why items are missing from :meth:`live_ids`' listing, by native id.

@@ -212,7 +212,8 @@ class PageWriter:
         # the stored payloads themselves (see ``Page.patch`` and ``Stream.sticky``).
         with db.transaction(self.engine) as conn:
             sticky = tuple(self.stream.sticky)
-            if page.patch or sticky:
+            combines = self.stream.combines
+            if page.patch or sticky or combines:
                 stored = self._stored_payloads(conn, list(by_id))
                 if page.patch:
                     by_id = {
@@ -220,13 +221,17 @@ class PageWriter:
                         for nid, patch in by_id.items()
                         if nid in stored  # a patch for a record never stored has no base
                     }
-                for nid, raw in by_id.items():
-                    if nid in stored:
-                        keep_sticky(raw, json.loads(stored[nid]), sticky)
+                for nid, raw in list(by_id.items()):
+                    if nid not in stored:
+                        continue
+                    previous = json.loads(stored[nid])
+                    keep_sticky(raw, previous, sticky)
+                    if combines:
+                        by_id[nid] = self.stream.combine(previous, raw)
                 known = {nid: payload_hash(text) for nid, text in stored.items()}
             texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
             hashes = {nid: payload_hash(text) for nid, text in texts.items()}
-            if not (page.patch or sticky):
+            if not (page.patch or sticky or combines):
                 known = self._known_hashes(conn, list(by_id))
 
             # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
@@ -680,6 +685,7 @@ class _Run:
                 source=src.name,
                 headers=cls.auth_headers(src),
                 secrets=secrets,
+                pace=cls.pace_requests,
                 progress=self.progress,
                 transport=self.transports.get(src.name),
             )
@@ -865,7 +871,7 @@ class _Run:
         verdicts: dict[str, str] = {}
         if missing:
             try:
-                verdicts = await connector.classify_missing(scope, missing)
+                verdicts = await connector.classify_missing_items(scope, missing)
             except Exception as exc:  # a failed check deletes nothing
                 self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
                 return
@@ -881,16 +887,16 @@ class _Run:
         gone = {n for n, v in verdicts.items() if v in ("deleted", "moved")}
         self.deleted += await self.db(self._apply_live_ids, src, scope, live, gone)
 
-    def _missing_ids(self, source: str, scope: str, live: LiveIds) -> list[str]:
-        """Native ids of live work items of ``scope`` that the listing no longer has."""
+    def _missing_ids(self, source: str, scope: str, live: LiveIds) -> dict[str, str]:
+        """Live work items of ``scope`` that the listing no longer has: native id -> key."""
         t = db.table("work_items")
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.c.native_id).where(
+                sa.select(t.c.native_id, t.c.item_key).where(
                     t.c.source_name == source, t.c.scope == scope, t.c.is_deleted.is_(False)
                 )
-            ).scalars()
-            return sorted(n for n in rows if n not in live.native_ids)
+            ).all()
+            return {n: k for n, k in sorted(rows) if n not in live.native_ids}
 
     def _apply_live_ids(self, source: str, scope: str, live: LiveIds, gone_ids: set[str]) -> int:
         t = db.table("work_items")
