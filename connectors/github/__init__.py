@@ -269,7 +269,7 @@ class GitHubConnector(Connector):
     async def check_scope(self, scope: str) -> None:
         """The repository must exist and be visible (a conditional request: free when it did
         not change)."""
-        etags: dict[str, str] = dict(self.state.get("repo_etags") or {})
+        etags: dict[str, str] = self.state.setdefault("repo_etags", {})  # shared by all scopes
         try:
             page = await self.http.fetch_page(f"/repos/{scope}", etag=etags.get(scope))
         except NotFound:
@@ -280,7 +280,6 @@ class GitHubConnector(Connector):
             ) from None
         if page.etag:
             etags[scope] = page.etag
-            self.state["repo_etags"] = etags
 
     # --- GraphQL -----------------------------------------------------------------------------
 
