@@ -251,7 +251,7 @@ def test_full_then_incremental_sync_match_ground_truth(
 
         # nothing changed: one request per repository and stream (the first incremental
         # listing has a new URL, with ``since``), then the next poll is all free 304s
-        for poll in range(2):
+        for _ in range(2):
             sim.requests.clear()
             again = sync(config)
             assert again.status == "ok" and again.records == 0, again.errors
