@@ -311,8 +311,6 @@ def test_a_github_issue_blocked_by_a_jira_issue_is_a_cross_tool_dependency(
 ) -> None:
     org = sim.org
     at_clock(monkeypatch, org)
-    result = sync(make_config(sim, warehouse_url, kinds=("jira", "github")))
-    assert result.status == "ok", result.errors
     cross = {
         (lk_to.key, lk_from.key)
         for lk in org.links
@@ -324,20 +322,33 @@ def test_a_github_issue_blocked_by_a_jira_issue_is_a_cross_tool_dependency(
         and lk_from.deleted is None
     }
     assert cross, "the generated organisation has no GitHub issue blocked by a Jira issue"
-    engine = db.create_engine(warehouse_url)
-    try:
+
+    def dependencies(engine: sa.Engine) -> dict[tuple[str, str], Any]:
         with engine.connect() as conn:
             found = conn.execute(
                 sa.text(
                     "SELECT blocked_item_key, blocking_item_key, blocked_project_key, "
-                    "blocking_project_key, cross_project, source FROM v_dependencies "
+                    "blocking_project_key, cross_project, source, resolved FROM v_dependencies "
                     "WHERE link_kind = 'blocks'"
                 )
             ).all()
-        seen = {(r.blocked_item_key, r.blocking_item_key): r for r in found}
+        return {(r.blocked_item_key, r.blocking_item_key): r for r in found}
+
+    engine = db.create_engine(warehouse_url)
+    try:
+        # GitHub alone: the references to Jira issues are kept, visibly unresolved
+        assert sync(make_config(sim, warehouse_url)).status == "ok"
+        seen = dependencies(engine)
+        for pair in cross:
+            row = seen[pair]
+            assert not row.resolved and row.blocking_project_key is None
+        # with Jira synced too they resolve, across tools and projects
+        result = sync(make_config(sim, warehouse_url, kinds=("jira", "github")))
+        assert result.status == "ok", result.errors
+        seen = dependencies(engine)
         for blocked, blocking in cross:
             row = seen[(blocked, blocking)]
-            assert row.source == "text" and bool(row.cross_project)
+            assert row.source == "text" and bool(row.cross_project) and bool(row.resolved)
             assert row.blocked_project_key == org.item_by_key(blocked).project
             assert row.blocking_project_key == org.item_by_key(blocking).project
     finally:
