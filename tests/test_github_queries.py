@@ -38,7 +38,7 @@ def test_query_is_valid_against_githubs_schema(name: str) -> None:
 
 
 def test_a_wrong_field_would_be_caught() -> None:
-    broken = queries.ISSUE_DETAILS.replace("databaseId", "databaseIdentifier", 1)
+    broken = queries.ALL["ISSUE_DETAILS"].replace("databaseId", "databaseIdentifier", 1)
     messages = [e.message for e in validate(github_schema(), parse(broken))]
     assert any("databaseIdentifier" in m for m in messages)
 

@@ -186,9 +186,9 @@ def test_projects_fields_are_found_by_name_and_a_missing_one_is_a_config_error()
     run(h.connector.prepare)
     info = h.connector.projects["acme/7"]
     assert (info.points_field, info.iteration_field, info.status_field) == (
-        "estimate",
-        "sprint",
-        "status",
+        "Estimate",
+        "Sprint",
+        "Status",
     )
     assert set(info.iterations) == {"it1", "it2"}
     assert h.connector.board_pass_due and h.connector.new_iterations == {"it1", "it2"}

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from programview.errors import AuthError, ConfigError, ConnectorError, NotFound, RateLimited
@@ -70,7 +71,7 @@ class ProjectInfo:
     title: str
     updated_at: str
     items: int
-    points_field: str | None  # lower-case field names, None when the project has none
+    points_field: str | None  # field names as the project spells them; None: no such field
     iteration_field: str | None
     status_field: str | None
     due_field: str | None
@@ -112,6 +113,15 @@ class GitHubConnector(Connector):
         self.dependencies_supported = True
         #: GraphQL rate-limit points spent this run (reported in the run's notes).
         self.graphql_points = 0
+        #: (kind, field name) -> alias in the ``ItemValues`` fragment built by ``prepare``.
+        self.value_alias: dict[tuple[str, str], str] = {}
+        self.values_fragment = queries.item_values([])
+
+    def run_notes(self) -> list[str]:
+        if not self.graphql_points:
+            return []
+        board = "; projects changed: the board was read" if self.board_pass_due else ""
+        return [f"GraphQL: {self.graphql_points} rate-limit points{board}"]
 
     # --- auth, projects, scopes ------------------------------------------------------------
 
@@ -133,9 +143,10 @@ class GitHubConnector(Connector):
         """Check the token (``/rate_limit``, free), then read each configured project's fields
         and decide whether its board changed since the last run."""
         now = self.clock()
-        self.observed_at = now.isoformat()
         with contextlib.suppress(NotFound):  # GitHub Enterprise Server, rate limiting off
-            await self.http.get_json("/rate_limit")
+            answer = await self.http.fetch_page("/rate_limit")
+            now = _server_time(answer.headers.get("date")) or now
+        self.observed_at = now.isoformat()
         saved: dict[str, Any] = dict(self.state.get("projects") or {})
         for key in self.options.projects:
             info = await self._read_project(key)
@@ -159,6 +170,25 @@ class GitHubConnector(Connector):
             }
             self.projects[info.key] = info
         self.state["projects"] = saved
+        self._build_values_fragment()
+
+    def _build_values_fragment(self) -> None:
+        """One aliased ``fieldValueByName`` per field name the configured projects use."""
+        fields: list[tuple[str, str, str]] = []
+        self.value_alias = {}
+        for info in self.projects.values():
+            for kind, name in (
+                ("points", info.points_field),
+                ("status", info.status_field),
+                ("iteration", info.iteration_field),
+                ("due", info.due_field),
+            ):
+                if name is None or (kind, name) in self.value_alias:
+                    continue
+                alias = f"{kind}_{len(fields)}"
+                self.value_alias[(kind, name)] = alias
+                fields.append((alias, kind, name))
+        self.values_fragment = queries.item_values(fields)
 
     async def _read_project(self, key: str) -> ProjectInfo:
         owner, _, number = key.partition("/")
@@ -179,24 +209,28 @@ class GitHubConnector(Connector):
             by_type.setdefault(str(f.get("dataType")), []).append(f)
 
         def pick(kind: str, wanted: str, auto: tuple[str, ...] | None, option: str) -> str | None:
-            names = {str(f.get("name")).strip().lower(): f for f in by_type.get(kind, [])}
+            """The project's field of type ``kind`` to read, by its own spelling."""
+            names = {
+                str(f.get("name")).strip().lower(): str(f.get("name"))
+                for f in by_type.get(kind, [])
+            }
             if wanted.strip().lower() != "auto":
                 if wanted.strip().lower() not in names:
-                    found = ", ".join(sorted(str(f.get("name")) for f in by_type.get(kind, [])))
+                    found = ", ".join(sorted(names.values()))
                     raise ConfigError(
                         f"sources[{self.source.name}].options.{option}: project {key} has no "
                         f"{kind.lower().replace('_', '-')} field {wanted!r} "
                         f"(it has: {found or 'none'})"
                     )
-                return wanted.strip().lower()
+                return names[wanted.strip().lower()]
             if auto is None:
-                return next(iter(names), None)
-            return next((n for n in auto if n in names), None)
+                return next(iter(names.values()), None)
+            return next((names[n] for n in auto if n in names), None)
 
         iteration_field = pick("ITERATION", self.options.iteration_field, None, "iteration_field")
         iterations: dict[str, Raw] = {}
         for f in by_type.get("ITERATION", []):
-            if str(f.get("name")).strip().lower() != iteration_field:
+            if str(f.get("name")) != iteration_field:
                 continue
             config = f.get("configuration") or {}
             for it in [
@@ -210,17 +244,14 @@ class GitHubConnector(Connector):
                         "startDate": it.get("startDate"),
                         "duration": it.get("duration"),
                     }
-        status = self.options.status_field.strip().lower()
-        if status not in {
-            str(f.get("name")).strip().lower() for f in by_type.get("SINGLE_SELECT", [])
-        }:
+        status = pick("SINGLE_SELECT", "auto", (self.options.status_field.strip().lower(),), "")
+        if status is None:
             log.warning(
                 "%s: project %s has no single-select field %r; status comes from labels only",
                 self.source.name,
                 key,
                 self.options.status_field,
             )
-            status = ""
         return ProjectInfo(
             key=key.lower(),
             title=str(project.get("title") or ""),
@@ -230,7 +261,7 @@ class GitHubConnector(Connector):
                 "NUMBER", self.options.points_field, AUTO_POINTS_FIELDS, "points_field"
             ),
             iteration_field=iteration_field,
-            status_field=status or None,
+            status_field=status,
             due_field=pick("DATE", "auto", AUTO_DUE_FIELDS, "due_field"),
             iterations=iterations,
         )
@@ -329,7 +360,7 @@ class GitHubConnector(Connector):
             return
         by_node = {str(i["node_id"]): i for i in wanted}
         data, _ = await self.graphql(
-            queries.ISSUE_DETAILS,
+            queries.issue_details(self.values_fragment),
             {"ids": list(by_node), "withProjects": bool(self.projects)},
             what=f"issue details of {scope}",
         )
@@ -380,7 +411,7 @@ class GitHubConnector(Connector):
         cursor: str | None = None
         while True:
             data, _ = await self.graphql(
-                queries.BOARD,
+                queries.board(self.values_fragment),
                 {"owner": owner, "name": name, "cursor": cursor},
                 what=f"board of {scope}",
             )
@@ -415,35 +446,15 @@ class GitHubConnector(Connector):
                 owner = (project.get("owner") or {}).get("login")
                 if f"{owner}/{project.get('number')}".lower() != info.key:
                     continue
-                values: Raw = {
-                    "project": info.key,
-                    "points": None,
-                    "status": None,
-                    "iteration": None,
-                    "due": None,
-                }
-                for value in (item.get("fieldValues") or {}).get("nodes") or []:
-                    if not isinstance(value, dict):
-                        continue
-                    name = str((value.get("field") or {}).get("name") or "").strip().lower()
-                    kind = value.get("__typename")
-                    if kind == "ProjectV2ItemFieldNumberValue" and name == info.points_field:
-                        values["points"] = value.get("number")
-                    elif (
-                        kind == "ProjectV2ItemFieldSingleSelectValue" and name == info.status_field
-                    ):
-                        values["status"] = value.get("name")
-                    elif (
-                        kind == "ProjectV2ItemFieldIterationValue" and name == info.iteration_field
-                    ):
-                        values["iteration"] = {
-                            "id": str(value.get("iterationId")),
-                            "title": value.get("title"),
-                            "startDate": value.get("startDate"),
-                            "duration": value.get("duration"),
-                        }
-                    elif kind == "ProjectV2ItemFieldDateValue" and name == info.due_field:
-                        values["due"] = value.get("date")
+                values: Raw = {"project": info.key}
+                for kind, name in (
+                    ("points", info.points_field),
+                    ("status", info.status_field),
+                    ("iteration", info.iteration_field),
+                    ("due", info.due_field),
+                ):
+                    alias = self.value_alias.get((kind, name)) if name else None
+                    values[kind] = _value(kind, item.get(alias) if alias else None)
                 return values
         return None
 
@@ -559,6 +570,38 @@ class GitHubConnector(Connector):
         for native in list(items)[MAX_MISSING_LOOKUPS:]:
             verdicts[native] = "unknown"
         return verdicts
+
+
+def _value(kind: str, value: Any) -> Any:
+    """One Projects field value as the annotation keeps it (``None`` when unset)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if kind == "points":
+        return value.get("number")
+    if kind == "status":
+        return value.get("name")
+    if kind == "due":
+        return value.get("date")
+    if not value.get("iterationId"):
+        return None
+    return {
+        "id": str(value["iterationId"]),
+        "title": value.get("title"),
+        "startDate": value.get("startDate"),
+        "duration": value.get("duration"),
+    }
+
+
+def _server_time(header: str | None) -> datetime | None:
+    """The API's own clock (``Date`` header) as naive UTC: observations are stamped in the
+    server's time, like the ``updated_at`` they are compared with."""
+    if not header:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _timeline(events: list[Raw]) -> list[list[Any]]:

@@ -35,9 +35,7 @@ def _item_project(key_expr: str, column: str = "sp.project_key") -> str:
 
 
 def _live(key_expr: str) -> str:
-    return (
-        f"EXISTS (SELECT 1 FROM work_items r WHERE r.item_key = {key_expr} AND NOT r.is_deleted)"
-    )
+    return f"EXISTS (SELECT 1 FROM work_items r WHERE r.item_key = {key_expr} AND NOT r.is_deleted)"
 
 
 def _view(resolved: bool) -> str:
@@ -60,7 +58,8 @@ FROM (SELECT d.blocked_key AS blocked_item_key,
              {_item_project("d.blocking_key")} AS blocking_project_key,
              d.link_kind, d.origin AS source, d.source_name,
              {_item_project("d.blocked_key", "w.status_category")} AS blocked_status_category,
-             {_item_project("d.blocking_key", "w.status_category")} AS blocking_status_category{inner}
+             {_item_project("d.blocking_key", "w.status_category")}
+               AS blocking_status_category{inner}
       FROM dependencies d
       -- a link dies with its item: skip links found in, or pointing at, a deleted item
       -- (a key not synced yet has no row at all and is kept, to resolve later)

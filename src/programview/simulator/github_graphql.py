@@ -11,8 +11,8 @@ Served (resolvers below; everything else in the schema answers ``null``):
   ``projectV2(number:)``: the organisation's Projects v2 project (``org.github_project_number``)
   with ``fields`` (Title, Status single select, Estimate number, Iteration with
   ``configuration { iterations completedIterations }``, Target date, …) and ``items`` in
-  position order (every GitHub issue, the repos' PRs, one draft), each with ``content`` and
-  ``fieldValues``;
+  position order (every GitHub issue, the repos' PRs, one draft), each with ``content``,
+  ``fieldValues`` and ``fieldValueByName(name:)``;
 * ``nodes(ids:)`` / ``node(id:)`` for issues (``I_kw…`` ids, as REST's ``node_id``) with
   ``timelineItems(itemTypes:)`` (labeled / unlabeled / closed / reopened / assigned /
   milestoned, from the item history), ``projectItems`` and ``labels``;
@@ -359,6 +359,14 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
     def field_values(item: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
         values = _field_values(info.context.ctx, item["_record"])
         return _connection(list(enumerate(values)), args, key=lambda n: n[0], value=lambda n: n[1])
+
+    @on("ProjectV2Item", "fieldValueByName")
+    def field_value_by_name(item: dict[str, Any], info: Any, name: str) -> dict[str, Any] | None:
+        wanted = name.strip().lower()
+        for value in _field_values(info.context.ctx, item["_record"]):
+            if value["field"]["name"].lower() == wanted:
+                return value
+        return None
 
     @on("Issue", "timelineItems")
     def timeline_items(issue: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:

@@ -265,6 +265,11 @@ class Connector(ABC):
     def streams(self) -> list[Stream]:
         """Streams in the order they should run for a scope (parents before children)."""
 
+    def run_notes(self) -> list[str]:
+        """What this run should report beyond its figures (kept in ``sync_runs.message``),
+        e.g. the GraphQL points a GitHub sync spent."""
+        return []
+
     async def check_scope(self, scope: str) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`programview.errors.NotFound` when ``scope`` does not exist."""
 

@@ -90,6 +90,7 @@ class RunResult:
     quarantined: int = 0
     errors: list[str] = field(default_factory=list)
     deleted: int = 0  # work items newly marked deleted by the reconcile
+    notes: list[str] = field(default_factory=list)  # what connectors reported (not errors)
 
     @property
     def wrote(self) -> bool:
@@ -635,6 +636,7 @@ class _Run:
             quarantined=quarantined,
             errors=errors,
             deleted=self.deleted,
+            notes=list(self.notes),
         )
 
     def finish(self, result: RunResult) -> None:
@@ -710,6 +712,7 @@ class _Run:
                 return
             self._expand_scopes(src, names, scopes)
             await asyncio.gather(*(self.run_scope(connector, scope) for scope in scopes))
+            self.notes.extend(f"[{src.name}] {note}" for note in connector.run_notes())
             if not self.backfill and self._source_ok(src.name):
                 await self.db(self._save_state, state_key, connector.state)
         finally:
