@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from programview import clock
 from programview.errors import ApiError, NotFound
 from programview.sync.connector import Mapped, Page, Stream, SyncOptions
 
@@ -72,7 +73,8 @@ PER_ISSUE_CONCURRENCY = 8
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC now (``programview.clock``: the simulated clock inside the demo)."""
+    return clock.utc_now()
 
 
 def epoch_ms(moment: datetime) -> int:
