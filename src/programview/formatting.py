@@ -119,7 +119,7 @@ FIELDS: dict[str, Field] = {
         _f("earned_value", "Earned value", "money", "budget share of the work done"),
         _f("actual_cost", "Actual cost", "money", "cost so far"),
         _f("budget_variance", "Cost variance", "money", "earned value - actual cost"),
-        _f("budget", "Budget", "money", "configured budget"),
+        _f("budget", "Budget amount", "money", "configured budget"),
     )
 }
 
