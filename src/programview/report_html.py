@@ -48,7 +48,7 @@ h3 { font-size: 14px; margin: 0 0 6px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 12px; }
 .card, .chart, .panel { background: #fff; border: 1px solid #d0d7de; border-radius: 8px;
                 padding: 12px 14px; min-width: 0; overflow-wrap: break-word; }
-.panel { margin-bottom: 12px; }
+.panel { margin: 12px 0; }
 .card .score { font-size: 34px; font-weight: 700; }
 .card .why { color: #424a53; font-size: 13px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff;
