@@ -249,6 +249,14 @@ def text_problems(text: str, views: Views) -> tuple[list[str], set[str]]:
 # --- the test -----------------------------------------------------------------------------------
 
 
+def test_release_start_dates_come_from_jira(synced: sa.Engine) -> None:
+    """Jira versions carry startDate: v_releases.start_date is the source's, not derived."""
+    with synced.connect() as conn:
+        rows = conn.execute(sa.text("SELECT start_date, start_date_inferred FROM v_releases"))
+        got = [(r[0], bool(r[1])) for r in rows]
+    assert got and all(start is not None and not inferred for start, inferred in got)
+
+
 def test_every_figure_in_text_json_and_html_equals_its_view_column(synced: sa.Engine) -> None:
     views = Views(synced)
     assert views.alerts and views.projects and views.inputs, "the scenario has data"

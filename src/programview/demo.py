@@ -155,7 +155,9 @@ def closing_notes(result: DemoResult) -> str:
             f"  sqlite3 {db_path} 'SELECT * FROM v_dependency_alerts WHERE status = ''open'''",
             "  Every v_* view is described in docs/warehouse.md (Tableau, Power BI, ODBC).",
             "",
-            "Again, on your own systems: write programview.toml (see config.example.toml), then",
+            "Again, on your own systems: `programview config init` writes a programview.toml",
+            "to edit, then",
             "  programview db upgrade && programview sync && programview report",
+            "  programview export --format xlsx   # every v_* view as a spreadsheet",
         ]
     )
