@@ -18,10 +18,13 @@ from programview.warehouse import db
 from programview.warehouse.readonly import ReadonlyUnsupported, grant_readonly
 
 VIEWS = [
+    "v_blocker_checks",
     "v_dependencies",
     "v_dependency_alerts",
+    "v_health_inputs",
     "v_program_health",
     "v_project_metrics",
+    "v_projects",
     "v_releases",
     "v_sprints",
     "v_sync_runs",

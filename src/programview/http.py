@@ -380,6 +380,14 @@ class HttpClient:
             )
         except httpx.TimeoutException as exc:
             raise self._transient(budget, f"timed out ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            detail = self.redact(str(exc)) or type(exc).__name__
+            url = self._client.base_url
+            hint = (
+                f"is the server running? check the host {url.host} and port "
+                f"{url.port or (443 if url.scheme == 'https' else 80)} of base_url"
+            )
+            raise self._transient(budget, f"connection failed ({detail}; {hint})") from None
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
             detail = self.redact(str(exc)) or type(exc).__name__
             raise self._transient(budget, f"connection failed ({detail})") from None

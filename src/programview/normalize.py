@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
+from programview import clock
 from programview.errors import MappingError
 
 __all__ = [
@@ -74,8 +75,9 @@ T = TypeVar("T")
 
 
 def utc_now() -> datetime:
-    """Now, as naive UTC (the warehouse convention)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now, as naive UTC (the warehouse convention): ``programview.clock``, which the demo
+    freezes at its simulated time."""
+    return clock.utc_now()
 
 
 def to_naive_utc(moment: datetime) -> datetime:

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from programview import clock
 from programview.config import Config, SourceConfig
 from programview.errors import ConfigError, MappingError, ProgramviewError
 from programview.http import HttpClient, tally_requests
@@ -111,8 +112,8 @@ def payload_hash(text: str) -> str:
 
 
 def _now() -> datetime:
-    """Naive UTC, the warehouse convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC, the warehouse convention (``programview.clock``: simulated in the demo)."""
+    return clock.utc_now()
 
 
 def merge_patch(base: Any, patch: Any) -> Any:

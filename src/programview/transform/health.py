@@ -50,7 +50,7 @@ def piecewise(points: Sequence[tuple[float, float]], value: float) -> float:
     return float(points[-1][1])
 
 
-def _where(points: Sequence[tuple[float, float]], value: float) -> str:
+def position(points: Sequence[tuple[float, float]], value: float) -> str:
     """Which thresholds ``value`` fell between, for the explanation."""
     (fx, fs), (lx, ls) = points[0], points[-1]
     if value <= fx:
@@ -64,11 +64,24 @@ def _where(points: Sequence[tuple[float, float]], value: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricScore:
+    """One metric's part in a project's component: what the report shows to the bottom."""
+
+    metric: str
+    value: float | None
+    score: float | None
+    points: tuple[tuple[float, float], ...]
+    reason: str | None = None  # why there is no value
+
+
+@dataclass(frozen=True, slots=True)
 class Component:
     name: str
     score: float | None
     weight: float
     sentence: str
+    #: The metrics behind a project's component (empty for a program's).
+    metrics: tuple[MetricScore, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,26 +139,30 @@ def score_project(
         weight = cfg.weights.get(name, 0.0)
         scores: list[float] = []
         parts: list[str] = []
+        details: list[MetricScore] = []
         for metric in metrics:
             value = values.get(metric)
             label = LABELS[metric]
+            points = tuple((float(x), float(y)) for x, y in cfg.points(metric))
             if value is None:
-                parts.append(f"{label}: no data ({reasons.get(metric, 'not available')})")
+                why = reasons.get(metric, "not available")
+                parts.append(f"{label}: no data ({why})")
+                details.append(MetricScore(metric, None, None, points, why))
                 continue
-            points = cfg.points(metric)
             score = piecewise(points, value)
             scores.append(score)
-            parts.append(f"{label} {_num(value)} scores {_num(score)} ({_where(points, value)})")
+            details.append(MetricScore(metric, float(value), score, points))
+            parts.append(f"{label} {_num(value)} scores {_num(score)} ({position(points, value)})")
         title = name.capitalize()
         if scores:
             comp_score = round(sum(scores) / len(scores), 2)
             sentence = (
                 f"{title} {_num(comp_score)}/100 (weight {_num(weight)}): " + "; ".join(parts) + "."
             )
-            components[name] = Component(name, comp_score, weight, sentence)
+            components[name] = Component(name, comp_score, weight, sentence, tuple(details))
         else:
             sentence = _dropped(title, "; ".join(parts), weight)
-            components[name] = Component(name, None, weight, sentence)
+            components[name] = Component(name, None, weight, sentence, tuple(details))
     return _overall(components, cfg)
 
 

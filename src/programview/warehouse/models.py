@@ -333,6 +333,7 @@ class SyncRunStream(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-# --- transform output (metrics, history, health, alerts): see metrics_models.py -------------
+# --- transform output (metrics, history, health, alerts): see metrics_models.py, and the
+# explanations of health scores and alert verdicts: explain_models.py (migration 0008).
 # Imported last so those tables register on Base.metadata (Alembic, tests) with the rest.
-from programview.warehouse import metrics_models  # noqa: E402,F401
+from programview.warehouse import explain_models, metrics_models  # noqa: E402,F401
