@@ -129,6 +129,26 @@ def test_example_config_is_valid() -> None:
     assert config.projects and config.programs
 
 
+def test_example_github_block_is_valid_once_uncommented() -> None:
+    """The commented GitHub source of the example works as written when uncommented."""
+    text = (ROOT / "config.example.toml").read_text()
+    start = text.index("# --- GitHub")
+    end = text.index("# --- Programs and projects")
+    block = [line.removeprefix("# ") for line in text[start:end].splitlines()[1:]]
+    assert any(line.startswith("kind = ") for line in block)
+    text = text[:start] + "\n".join(block) + "\n" + text[end:]
+    text = text.replace('scopes = ["jira:WEB"]', 'scopes = ["jira:WEB", "github:acme/web"]')
+    env = {
+        name: f"https://hooks.example.com/{name}" if "URL" in name else f"value-of-{name}"
+        for name in re.findall(r"\$\{(\w+)\}", text)
+    }
+    config = parse_config(text, path="config.example.toml", environ=env)
+    github = config.source("github")
+    assert github.kind == "github" and github.scopes == ["acme/web", "acme-mobile"]
+    assert github.options["projects"] == ["acme/7"]
+    assert config.project_of_scope("github", "acme/web").key == "WEB"  # type: ignore[union-attr]
+
+
 # --- unknown keys -----------------------------------------------------------------------------
 
 
@@ -705,3 +725,17 @@ def test_config_init_writes_the_example_which_passes_check_with_the_readme_varia
     written.write_text("# mine\n")
     forced = run_cli(["config", "init", "--force"], tmp_path, {})
     assert forced.returncode == 0 and written.read_text().startswith("# programview configuration")
+
+
+def test_every_built_in_connector_option_is_documented() -> None:
+    """Each connector's ``[sources.options]`` keys are in docs/configuration.md under its kind."""
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    for kind, cls in registry.installed_connectors().items():
+        if cls.__module__.startswith("programview_testconnector"):
+            continue
+        heading = docs.find(f'(`kind = "{kind}"`)')
+        assert heading >= 0, f"docs/configuration.md has no section for kind {kind!r}"
+        end = docs.find("\n#### ", heading + 1)
+        section = docs[heading : end if end >= 0 else None]
+        missing = [k for k in cls.options_model.model_fields if f"`{k}`" not in section]
+        assert missing == [], f"{kind}: options not documented: {missing}"

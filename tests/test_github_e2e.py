@@ -302,6 +302,18 @@ def test_an_organisation_scope_finds_every_repository_but_the_archived(
         assert gh.ARCHIVED_REPO not in str(synced)
         items = {r.scope for r in rows(engine, "work_items")}
         assert items == set(repos)
+        # the next run lists the organisation again (a new repository would be picked up),
+        # conditionally: free when nothing changed; listed repositories need no check
+        sim.requests.clear()
+        again = sync(parse_config(text, environ=TOKENS.env()))
+        assert again.status == "ok", again.errors
+        listing = [r for r in sim.requests.records if r.path == "/orgs/acme/repos"]
+        assert [r.status for r in listing] == [304]
+        assert not [
+            r
+            for r in sim.requests.records
+            if r.path.count("/") == 3 and r.path.startswith("/repos/")
+        ]
     finally:
         engine.dispose()
 

@@ -24,6 +24,7 @@ from programview.sync.paging import (
     PagingError,
     TokenPaginator,
     paginate,
+    prefetch,
 )
 
 BASE = "https://api.test"
@@ -254,3 +255,35 @@ def test_etag_gives_a_free_304_and_a_truncated_page_is_fetched_again() -> None:
     assert len(again) == 1 and again[0].http.not_modified and again[0].records == []
     assert route.calls[2].request.headers["If-None-Match"] == '"abc"'
     assert len(route.calls) == 3
+
+
+def test_prefetch_requests_the_next_page_while_this_one_is_worked_on() -> None:
+    order: list[str] = []
+
+    async def pages() -> Any:
+        for n in range(3):
+            order.append(f"fetched {n}")
+            yield n
+            await asyncio.sleep(0)
+
+    async def go() -> list[int]:
+        got = []
+        async for n in prefetch(pages()):
+            await asyncio.sleep(0.01)  # the work on page n: page n + 1 is fetched meanwhile
+            order.append(f"worked {n}")
+            got.append(n)
+        return got
+
+    assert asyncio.run(go()) == [0, 1, 2]
+    assert order.index("fetched 1") < order.index("worked 0")
+    assert order.index("fetched 2") < order.index("worked 1")
+
+    async def failing() -> Any:
+        yield 1
+        raise PagingError("cut short")
+
+    async def drain() -> list[int]:
+        return [n async for n in prefetch(failing())]
+
+    with pytest.raises(PagingError, match="cut short"):
+        asyncio.run(drain())

@@ -110,6 +110,8 @@ class GitHubConnector(Connector):
         #: Iterations this run saw items of each scope in (for the sprints stream).
         self.scope_iterations: dict[str, set[str]] = {}
         self.milestone_titles: dict[str, dict[str, int]] = {}
+        #: Repositories an organisation listing named this run (they need no check).
+        self.listed: set[str] = set()
         self.dependencies_supported = True
         #: GraphQL rate-limit points spent this run (reported in the run's notes).
         self.graphql_points = 0
@@ -268,38 +270,55 @@ class GitHubConnector(Connector):
 
     async def scopes(self) -> list[str]:
         """``owner/repo`` scopes as given; an organisation (or user) name expands into its
-        repositories that are not archived, so a new repository is picked up."""
+        repositories that are not archived, so a new repository is picked up. A one-page
+        listing is asked for conditionally (free when nothing changed)."""
         out: list[str] = []
+        owners: dict[str, Raw] = self.state.setdefault("owners", {})
         for scope in self.source.scopes:
             if "/" in scope:
                 out.append(scope)
                 continue
+            names = await self._owner_repos(scope, owners)
+            self.listed.update(names)
+            out.extend(names)
+        return out
+
+    async def _owner_repos(self, owner: str, saved: dict[str, Raw]) -> list[str]:
+        previous = saved.get(owner) or {}
+        for path in (f"/orgs/{owner}/repos", f"/users/{owner}/repos"):
             repos: list[Raw] = []
-            for path in (f"/orgs/{scope}/repos", f"/users/{scope}/repos"):
-                try:
-                    async for page in paginate(
-                        self.http,
-                        PageRequest(path, {"type": "all", "sort": "full_name"}),
-                        LinkPaginator(page_size=PAGE),
-                    ):
-                        repos.extend(r for r in page.records if isinstance(r, dict))
-                    break
-                except NotFound:
-                    continue
-            else:
-                raise NotFound(
-                    f"{scope!r} is neither owner/repo nor an organisation or user this token "
-                    "can see (check sources.scopes)",
-                    source=self.source.name,
+            try:
+                listing = paginate(
+                    self.http,
+                    PageRequest(path, {"type": "all", "sort": "full_name"}),
+                    LinkPaginator(page_size=PAGE),
+                    etag=previous.get("etag") if previous.get("path") == path else None,
                 )
-            out.extend(
+                etag: str | None = None
+                async for n, page in _numbered(listing):
+                    if page.http.not_modified:
+                        return list(previous.get("repos") or [])
+                    repos.extend(r for r in page.records if isinstance(r, dict))
+                    one_page = n == 0 and "next" not in page.http.links
+                    etag = page.http.etag if one_page else None
+            except NotFound:
+                continue
+            names = sorted(
                 str(r["full_name"]) for r in repos if r.get("full_name") and not r.get("archived")
             )
-        return out
+            saved[owner] = {"path": path, "etag": etag, "repos": names}
+            return names
+        raise NotFound(
+            f"{owner!r} is neither owner/repo nor an organisation or user this token can see "
+            "(check sources.scopes)",
+            source=self.source.name,
+        )
 
     async def check_scope(self, scope: str) -> None:
         """The repository must exist and be visible (a conditional request: free when it did
-        not change)."""
+        not change). A repository its organisation's listing just named exists."""
+        if scope in self.listed:
+            return
         etags: dict[str, str] = self.state.setdefault("repo_etags", {})  # shared by all scopes
         try:
             page = await self.http.fetch_page(f"/repos/{scope}", etag=etags.get(scope))
@@ -570,6 +589,13 @@ class GitHubConnector(Connector):
         for native in list(items)[MAX_MISSING_LOOKUPS:]:
             verdicts[native] = "unknown"
         return verdicts
+
+
+async def _numbered(pages: AsyncIterator[Any]) -> AsyncIterator[tuple[int, Any]]:
+    n = 0
+    async for page in pages:
+        yield n, page
+        n += 1
 
 
 def _value(kind: str, value: Any) -> Any:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from programview.errors import NotFound
 from programview.normalize import ANNOTATION, parse_time
 from programview.sync.connector import Mapped, Page, Stream, SyncOptions
-from programview.sync.paging import LinkPaginator, PageRequest, paginate
+from programview.sync.paging import LinkPaginator, PageRequest, paginate, prefetch
 
 from .mapping import (
     is_pull_request,
@@ -200,7 +200,7 @@ class Issues(GitHubStream):
         )
         first = True
         last_cursor: dict[str, Any] | None = cursor
-        async for page in listing:
+        async for page in prefetch(listing):  # the next page comes while this one completes
             if page.http.not_modified:
                 break
             fresh: list[Raw] = []

@@ -30,7 +30,7 @@ import base64
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -105,14 +105,11 @@ def graphql_answer(ctx: Ctx) -> dict[str, Any]:
     if not isinstance(variables, dict):
         variables = {}
     operation = payload.get("operationName")
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return {"errors": [_error(exc)]}
     sch = schema()
-    problems = validate(sch, document)
+    document, problems = _checked(query)
     if problems:
         return {"errors": [_error(e) for e in problems]}
+    assert document is not None
     try:
         cost = _static_cost(sch, document, variables, operation)
     except _Refused as exc:
@@ -129,6 +126,18 @@ def graphql_answer(ctx: Ctx) -> dict[str, Any]:
     if result.errors:
         answer["errors"] = [_error(e) for e in result.errors]
     return answer
+
+
+@lru_cache(maxsize=256)
+def _checked(query: str) -> tuple[Any, tuple[GraphQLError, ...]]:
+    """The parsed query and its validation errors against the schema, cached by text (a
+    client sends the same few queries over and over; parsing and validating them against
+    GitHub's large schema costs more than answering them)."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, (exc,)
+    return document, tuple(validate(schema(), document))
 
 
 def _error(exc: GraphQLError) -> dict[str, Any]:

@@ -35,10 +35,12 @@ quietly short: a short listing would look like deletions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from programview.errors import ConnectorError
 
@@ -59,6 +61,7 @@ __all__ = [
     "TokenPaginator",
     "dig",
     "paginate",
+    "prefetch",
 ]
 
 
@@ -308,3 +311,35 @@ async def paginate(
         found = _records(answer.data, records)
         yield RecordPage(found, answer, current)
         current = paginator.next(current, answer, found)
+
+
+T = TypeVar("T")
+
+
+async def prefetch(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The same pages, the next one already requested while the caller works on this one.
+
+    A listing paged by ``Link`` or a token can only be read one page after another, but the
+    caller's work on a page (a details call, the warehouse write) need not wait: with the next
+    request in flight meanwhile, a sync takes about the time of its requests, not of its
+    requests plus its own work. At most one page is held ahead.
+    """
+    iterator = aiter(pages)
+    pending: asyncio.Task[T] | None = asyncio.ensure_future(anext(iterator))
+    try:
+        while pending is not None:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(iterator))
+            yield page
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
+                await aclose()
