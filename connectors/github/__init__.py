@@ -347,7 +347,7 @@ class GitHubConnector(Connector):
                 raise ConnectorError(
                     f"GraphQL {what}: the answer is not a JSON object", source=self.source.name
                 )
-            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            data: Raw = body["data"] if isinstance(body.get("data"), dict) else {}
             cost = (data.get("rateLimit") or {}).get("cost") if data else None
             self.graphql_points += int(cost or 0)
             errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
@@ -483,7 +483,7 @@ class GitHubConnector(Connector):
         history: a change seen now happened now; an item already in an iteration the first
         time that iteration is seen counts as committed) and changes of its Projects points.
         Values the new payload lacks (a fetch that could not complete it) are kept."""
-        old = stored.get(ANNOTATION) if isinstance(stored.get(ANNOTATION), dict) else {}
+        old: Raw = stored[ANNOTATION] if isinstance(stored.get(ANNOTATION), dict) else {}
         notes = new.setdefault(ANNOTATION, {})
         if not isinstance(notes, dict):
             return new

@@ -246,17 +246,18 @@ def estimate_rows(
             previous = value
         return rows
     rows = []
+    observed_at: datetime | None
     for entry in notes.get("estimates") or []:
         if not isinstance(entry, list | tuple) or len(entry) != 3:
             raise MappingError(f"unreadable estimate observation {entry!r}")
-        at = parse_time(entry[0])
-        if at is None:
+        observed_at = parse_time(entry[0])
+        if observed_at is None:
             continue
         rows.append(
             {
                 "work_item_id": item_id,
-                "change_id": f"observed:{at.isoformat()}",
-                "changed_at": at,
+                "change_id": f"observed:{observed_at.isoformat()}",
+                "changed_at": observed_at,
                 "from_points": parse_points(entry[1]),
                 "to_points": parse_points(entry[2]),
             }

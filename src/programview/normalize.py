@@ -214,23 +214,22 @@ DEFAULT_TYPE_NAMES: dict[str, TypeCategory] = {
 
 #: Label (lower case) -> type category, for trackers that type issues by label (GitHub without
 #: issue types, GitLab): plain names, GitLab scoped labels and the common prefixed styles.
+_LABEL_NAMES: tuple[tuple[str, TypeCategory], ...] = (
+    ("bug", "bug"),
+    ("defect", "bug"),
+    ("story", "story"),
+    ("user story", "story"),
+    ("feature", "story"),
+    ("enhancement", "story"),
+    ("task", "task"),
+    ("chore", "task"),
+    ("epic", "epic"),
+    ("incident", "incident"),
+)
 DEFAULT_LABEL_TYPES: dict[str, TypeCategory] = {
-    **{
-        f"{prefix}{name}": category
-        for name, category in (
-            ("bug", "bug"),
-            ("defect", "bug"),
-            ("story", "story"),
-            ("user story", "story"),
-            ("feature", "story"),
-            ("enhancement", "story"),
-            ("task", "task"),
-            ("chore", "task"),
-            ("epic", "epic"),
-            ("incident", "incident"),
-        )
-        for prefix in ("", "type::", "type:", "type: ", "kind/", "type/")
-    },
+    f"{prefix}{name}": category
+    for name, category in _LABEL_NAMES
+    for prefix in ("", "type::", "type:", "type: ", "kind/", "type/")
 }
 
 #: Link type name (lower case) -> link kind (Jira's defaults; GitLab's link types).

@@ -35,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -122,6 +123,7 @@ def graphql_answer(ctx: Ctx) -> dict[str, Any]:
         variable_values=variables,
         operation_name=operation,
     )
+    assert isinstance(result, ExecutionResult)  # every resolver is synchronous
     answer: dict[str, Any] = {"data": result.data}
     if result.errors:
         answer["errors"] = [_error(e) for e in result.errors]
@@ -255,6 +257,7 @@ def _static_cost(
                 nodes += size
             walk(node.selection_set, target, size, here)
 
+    assert root is not None
     walk(op.selection_set, root, 1, [])
     if nodes > MAX_NODES:
         raise _Refused(
@@ -754,6 +757,14 @@ def _uncursor(text: str) -> str:
     return raw[len("cursor:") :]
 
 
+def _page_size(args: dict[str, Any]) -> int:
+    """``first`` (else ``last``) of a connection; checked to be 0..100 before execution."""
+    value = args.get("first")
+    if value is None:
+        value = args.get("last")
+    return int(value or 0)
+
+
 def _connection(
     rows: list[Any],
     args: dict[str, Any],
@@ -766,7 +777,7 @@ def _connection(
     if args.get("after"):
         after = _uncursor(str(args["after"]))
         start = next((i + 1 for i, r in enumerate(rows) if str(key(r)) == after), len(rows))
-    n = args.get("first") if args.get("first") is not None else args.get("last") or 0
+    n = _page_size(args)
     page = rows[start : start + n]
     return {
         "totalCount": len(rows),
@@ -807,7 +818,7 @@ def _keyed_connection(
             else:
                 hi = mid
         start = lo
-    n = args.get("first") if args.get("first") is not None else args.get("last") or 0
+    n = _page_size(args)
     page = rows[start : start + n]
 
     def cur(row: tuple[tuple[int, int], Any]) -> str:
