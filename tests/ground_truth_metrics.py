@@ -26,6 +26,13 @@ depends on what programview observed, this module follows the docs' rule for it 
 * Only the sources configured in the run count: a project's figures are over the scopes the
   config gives it (``org.config_toml(..., kinds=["jira"])`` drops the GitHub companion repo of
   a mixed project, so such a project is its Jira part).
+* GitHub keeps no iteration history and no start time: with GitHub configured, pass the
+  ``github_truth.Observer`` that watched the syncs. Its sprints are (iteration, repository)
+  pairs with the iteration field's dates and the membership the syncs observed; an issue's
+  start is the first sync that saw it in progress; a milestone's planned date is the due date
+  the first sync saw, its actual date ``closed_at``. Links GitHub cannot show (relates and
+  duplicates between issues) are not expected; cross-tool "Blocked by X" references count
+  where the blocked item is a GitHub issue (the Jira connector reads no descriptions).
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy
+from github_truth import Observer, iteration_dates, iteration_state
 
-from programview.simulator.generator import Item, Organisation, Release, Sprint
+from programview.simulator.generator import Item, Link, Organisation, Release, Sprint
 
 # --- documented defaults (docs/metrics.md) ----------------------------------------------------
 
@@ -212,6 +220,22 @@ class Truth:
     contention: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SprintView:
+    """A sprint as the warehouse holds it: a Jira sprint, or a GitHub (iteration, repository)
+    pair. ``members`` are (item, entered, left): ``entered`` is when the item joined (its
+    creation when it was there from the start), ``left`` when it was taken out (None: still in)."""
+
+    key: str  # the warehouse native id
+    name: str
+    state: str
+    start: datetime
+    end: datetime
+    completed: datetime | None
+    project: str
+    members: tuple[tuple[Item, datetime, datetime | None], ...]
+
+
 class GroundTruth:
     """The figures of ``org`` as of ``as_of`` (aware UTC) for the scopes in ``project_scopes``
     (project key -> scope paths: the run's configuration)."""
@@ -223,8 +247,10 @@ class GroundTruth:
         as_of: datetime,
         syncs: list[tuple[datetime, ReleaseSnapshot]],
         previous: Truth | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.org = org
+        self.observer = observer
         self.as_of = as_of
         self.syncs = syncs
         self.previous = previous
@@ -239,15 +265,98 @@ class GroundTruth:
             i for path in self.project_of_scope for i in org.scope_items(path) if i.created <= as_of
         ]
         self.by_id = {i.id: i for i in self.items}
-        self.sprints: list[Sprint] = [
-            s
+        if observer is None and any(i.system == "github" for i in self.items):
+            raise ValueError("GitHub is configured: pass the Observer that watched the syncs")
+        self.sprints: list[SprintView] = [
+            self._jira_sprint(s)
             for cad in org.cadences
-            if any(p in self.project_of_scope for p in cad.scope_paths)
+            if cad.system != "github" and any(p in self.project_of_scope for p in cad.scope_paths)
             for s in org.sprints_of(cad)
         ]
+        self.sprints += self._github_sprints()
         self.releases: list[Release] = [
             r for r in org.releases.values() if r.scope_path in self.project_of_scope
         ]
+        #: item id -> the sprints it is in now (not taken out)
+        self.current_sprints: dict[int, list[SprintView]] = defaultdict(list)
+        for view in self.sprints:
+            for item, _entered, left in view.members:
+                if left is None:
+                    self.current_sprints[item.id].append(view)
+
+    def _jira_sprint(self, s: Sprint) -> SprintView:
+        members = tuple(
+            (item, m.added, m.removed)
+            for item in self.items
+            for m in item.sprints
+            if m.sprint_id == s.id
+        )
+        return SprintView(
+            str(s.native_id),
+            s.name,
+            s.state,
+            s.start,
+            s.end,
+            s.completed,
+            self.sprint_project(s),
+            members,
+        )
+
+    def _github_sprints(self) -> list[SprintView]:
+        if self.observer is None:
+            return []
+        obs = self.observer
+        sprints = obs.github_sprints()
+        out = []
+        for repo, iterations in sorted(obs.repo_iterations.items()):
+            if repo not in self.project_of_scope:
+                continue
+            for iteration in sorted(iterations):
+                spr = sprints[iteration]
+                start, end = iteration_dates(spr)
+                state = iteration_state(spr, self.as_of)
+                members = tuple(
+                    (
+                        item,
+                        entered.replace(tzinfo=UTC) if entered else item.created,
+                        left.replace(tzinfo=UTC) if left else None,
+                    )
+                    for item in self.items
+                    if item.scope.path == repo
+                    for it, (entered, left) in obs.memberships(item).items()
+                    if it == iteration
+                )
+                out.append(
+                    SprintView(
+                        f"{iteration}@{repo}",
+                        spr.name,
+                        state,
+                        start.replace(tzinfo=UTC),
+                        end.replace(tzinfo=UTC),
+                        end.replace(tzinfo=UTC) if state == "closed" else None,
+                        self.project_of_scope[repo],
+                        members,
+                    )
+                )
+        return out
+
+    def started(self, item: Item) -> datetime | None:
+        """First move to in progress: the generator's, or for GitHub the first sync that
+        saw it (GitHub shows no start)."""
+        if item.system == "github":
+            assert self.observer is not None
+            seen = self.observer.started(item)
+            return seen.replace(tzinfo=UTC) if seen else None
+        return item.started
+
+    def visible(self, link: Link) -> bool:
+        """Whether the synced sources show ``link``: same-tool links except GitHub's relates /
+        duplicates (GitHub has none), and cross-tool references written in a blocked GitHub
+        issue's body."""
+        blocked = self.org.items[link.to_id]
+        if link.via == "body":
+            return blocked.system == "github"
+        return blocked.system != "github" or link.kind == "blocks"
 
     def project(self, item: Item) -> str:
         return self.project_of_scope[item.scope.path]
@@ -260,14 +369,14 @@ class GroundTruth:
 
     # --- sprints ------------------------------------------------------------------------------
 
-    def sprint_close(self, s: Sprint) -> datetime | None:
+    def sprint_close(self, s: SprintView) -> datetime | None:
         if s.state == "closed":
             return s.completed or s.end
         if s.state == "active":
             return self.as_of
         return None
 
-    def sprint_figures(self, s: Sprint) -> dict[str, Any]:
+    def sprint_figures(self, s: SprintView) -> dict[str, Any]:
         start, close = s.start, self.sprint_close(s)
         out = dict.fromkeys(
             (
@@ -290,33 +399,30 @@ class GroundTruth:
                 0,
             )
         )
-        for item in self.items:
-            for m in item.sprints:
-                if m.sprint_id != s.id:
-                    continue
-                if m.added <= start and (m.removed is None or m.removed > start):
-                    out["committed_items"] += 1
-                    out["committed_points"] += pts(estimate_at(item, start))
-                    if close is None and estimate_at(item, start) is None:
-                        # a future sprint has no close: its unestimated items are those
-                        # planned into it so far (docs/metrics.md, "Sprints")
-                        out["unestimated_items"] += 1
-                if close is None:
-                    continue
-                if start < m.added <= close:
-                    out["added_items"] += 1
-                    out["added_points"] += pts(estimate_at(item, close))
-                if m.removed is not None and start < m.removed <= close:
-                    out["removed_items"] += 1
-                    out["removed_points"] += pts(estimate_at(item, m.removed))
-                in_at_close = m.added <= close and (m.removed is None or m.removed > close)
-                if in_at_close and is_done(item, close) and not not_delivered(item):
-                    out["completed_items"] += 1
-                    out["completed_points"] += pts(estimate_at(item, close))
-                if in_at_close and estimate_at(item, close) is None:
+        for item, added, removed in s.members:
+            if added <= start and (removed is None or removed > start):
+                out["committed_items"] += 1
+                out["committed_points"] += pts(estimate_at(item, start))
+                if close is None and estimate_at(item, start) is None:
+                    # a future sprint has no close: its unestimated items are those
+                    # planned into it so far (docs/metrics.md, "Sprints")
                     out["unestimated_items"] += 1
+            if close is None:
+                continue
+            if start < added <= close:
+                out["added_items"] += 1
+                out["added_points"] += pts(estimate_at(item, close))
+            if removed is not None and start < removed <= close:
+                out["removed_items"] += 1
+                out["removed_points"] += pts(estimate_at(item, removed))
+            in_at_close = added <= close and (removed is None or removed > close)
+            if in_at_close and is_done(item, close) and not not_delivered(item):
+                out["completed_items"] += 1
+                out["completed_points"] += pts(estimate_at(item, close))
+            if in_at_close and estimate_at(item, close) is None:
+                out["unestimated_items"] += 1
         out.update(
-            project_key=self.sprint_project(s),
+            project_key=s.project,
             state=s.state,
             close_at=close,
             length_days=Fraction(int((s.end - s.start).total_seconds()), 86_400),
@@ -356,7 +462,12 @@ class GroundTruth:
 
     def observed(self, r: Release) -> tuple[date | None, datetime | None, bool]:
         """(planned date, time first seen released, released before the first sync) from
-        what the syncs saw (docs/metrics.md, "What on time means")."""
+        what the syncs saw (docs/metrics.md, "What on time means"). A GitHub milestone keeps
+        its due date and says when it was closed: planned = the due date the first sync saw,
+        actual = ``closed_at``."""
+        if r.system == "github":
+            assert self.observer is not None
+            return self.observer.first_due[r.id], r.released_at, False
         first: tuple[bool, date] | None = None
         for at, snapshot in self.syncs:
             if r.id not in snapshot:
@@ -433,12 +544,13 @@ class GroundTruth:
             sum(1 for i in shipped if resolved_within(i, 7 * m["throughput_weeks"]))
             / m["throughput_weeks"]
         )
+        starts = {i.id: self.started(i) for i in shipped}
         cycle = [
-            (i.resolved - i.started) / DAY  # type: ignore[operator]
+            (i.resolved - starts[i.id]) / DAY  # type: ignore[operator]
             for i in shipped
             if resolved_within(i, m["cycle_time_days"])
-            and i.started is not None
-            and i.started <= i.resolved  # type: ignore[operator]
+            and starts[i.id] is not None
+            and starts[i.id] <= i.resolved  # type: ignore[operator]
         ]
         v["cycle_time_items"] = len(cycle) or None
         v["cycle_time_p50_days"] = percentile(cycle, 0.5) if cycle else None
@@ -544,7 +656,7 @@ class GroundTruth:
         GitLab descriptions)."""
         out = []
         for lk in self.org.links:
-            if lk.kind != "blocks" or lk.via != "native":
+            if lk.kind != "blocks" or not self.visible(lk):
                 continue
             blocked, blocker = self.by_id.get(lk.to_id), self.by_id.get(lk.from_id)
             if blocked is not None and blocker is not None and blocked.id != blocker.id:
@@ -554,7 +666,7 @@ class GroundTruth:
     def dependencies(self) -> set[tuple[str, str | None, str, str | None, str]]:
         out = set()
         for lk in self.org.links:
-            if lk.via != "native":
+            if not self.visible(lk):
                 continue
             to, frm = self.by_id.get(lk.to_id), self.by_id.get(lk.from_id)
             if to is None or frm is None:
@@ -564,9 +676,8 @@ class GroundTruth:
 
     def planned_finish(self, item: Item) -> date | None:
         dates = [item.due] if item.due is not None else []
-        for m in item.sprints:
-            spr = self.org.sprints[m.sprint_id]
-            if m.removed is None and spr.state in ("active", "future"):
+        for spr in self.current_sprints.get(item.id, []):
+            if spr.state in ("active", "future"):
                 dates.append(spr.end.date())
         rel = self.org.releases.get(item.release_id) if item.release_id is not None else None
         if rel is not None and rel.released_at is None:
@@ -574,10 +685,7 @@ class GroundTruth:
         return min(dates) if dates else None
 
     def in_active_sprint(self, item: Item) -> bool:
-        return any(
-            m.removed is None and self.org.sprints[m.sprint_id].state == "active"
-            for m in item.sprints
-        )
+        return any(spr.state == "active" for spr in self.current_sprints.get(item.id, []))
 
     def active(self, item: Item) -> bool:
         return item.status_category == "in_progress" or self.in_active_sprint(item)
@@ -636,10 +744,21 @@ class GroundTruth:
         """``shared_resource_contention`` (docs/metrics.md, "Shared people"): a person with
         items in progress in two or more of a program's projects that have an active sprint,
         more than their WIP limit in all (the generated config gives the stretched shared
-        people their own limit; everyone else has the default)."""
-        active = {self.sprint_project(s) for s in self.sprints if s.state == "active"}
+        people their own limit; everyone else has the default).
+
+        Who is one person follows the docs' matching rules on what the tools show: a shared
+        person is listed in the config's ``[[people]]`` (name, e-mail, login alias), so their
+        Jira and GitHub accounts are one person; anyone else is one person per tool (GitHub
+        shows no e-mail, and accounts are never joined on a name), shown by the name the
+        tool gives (Jira: the display name; GitHub: the login)."""
+        active = {s.project for s in self.sprints if s.state == "active"}
+        configured = {s.person_id for s in self.org.shared_people}
         limits = {s.person_id: s.wip_limit for s in self.org.shared_people if s.wip_limit}
-        load: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        #: (program, who) -> project -> items; who = (tool or "config", person id)
+        load: dict[tuple[str, tuple[str, int]], dict[str, int]] = defaultdict(
+            lambda: defaultdict(int)
+        )
+        shown: dict[tuple[str, int], str] = {}
         for item in self.items:
             if (
                 item.assignee is None
@@ -648,16 +767,25 @@ class GroundTruth:
             ):
                 continue
             project = self.project(item)
-            if project in active:
-                load[(self.projects[project].program, item.assignee)][project] += 1
+            if project not in active:
+                continue
+            person = self.org.person(item.assignee)
+            if item.assignee in configured:
+                who, name = ("config", person.id), person.name
+            elif item.system == "github":
+                who, name = ("github", person.id), person.login
+            else:
+                who, name = ("jira", person.id), person.name
+            shown[who] = name
+            load[(self.projects[project].program, who)][project] += 1
         return [
             {
                 "program_key": program,
-                "person": self.org.person(person).name,
+                "person": shown[who],
                 "severity": ALERTS["severity"]["shared_resource_contention"],
             }
-            for (program, person), counts in sorted(load.items())
-            if len(counts) >= 2 and sum(counts.values()) > limits.get(person, ALERTS["wip_limit"])
+            for (program, who), counts in sorted(load.items())
+            if len(counts) >= 2 and sum(counts.values()) > limits.get(who[1], ALERTS["wip_limit"])
         ]
 
     def cycles(self, open_links: list[tuple[Item, Item]]) -> list[dict[str, Any]]:
@@ -738,14 +866,14 @@ class GroundTruth:
         settled = self.as_of - METRICS["refresh_days"] * DAY
         before = self.previous
         for s in self.sprints:
-            sid = str(s.native_id)
+            sid = s.key
             close = self.sprint_close(s)
             if before and sid in before.sprints and s.state == "closed" and close <= settled:  # type: ignore[operator]
                 truth.sprints[sid] = before.sprints[sid]  # frozen at its last computation
             else:
                 truth.sprints[sid] = self.sprint_figures(s)
         for r in self.releases:
-            rid = str(r.native_id)
+            rid = f"milestone/{r.native_id}" if r.system == "github" else str(r.native_id)
             old = before.releases.get(rid) if before else None
             shipped = old["released_at"] if old else None
             if old and old["state"] == "released" and shipped is not None and shipped <= settled:
@@ -837,7 +965,11 @@ def compute(
     project_scopes: dict[str, list[str]],
     syncs: list[tuple[datetime, ReleaseSnapshot]],
     previous: Truth | None = None,
+    observer: Observer | None = None,
 ) -> Truth:
     """Every figure of ``org`` as of its now, after the ``syncs`` so far (the last one at
-    now); ``previous`` is the truth of the transform run before (settled figures)."""
-    return GroundTruth(org, project_scopes, org.now.astimezone(UTC), syncs, previous).compute()
+    now); ``previous`` is the truth of the transform run before (settled figures);
+    ``observer`` watched the syncs when GitHub is configured."""
+    return GroundTruth(
+        org, project_scopes, org.now.astimezone(UTC), syncs, previous, observer
+    ).compute()

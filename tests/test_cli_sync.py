@@ -158,3 +158,6 @@ def test_warehouse_down_is_a_clear_message_without_the_password(
     assert "cannot connect to the warehouse" in result.output
     assert "127.0.0.1:1/x" in result.output
     assert "hunter2-secret" not in result.output
+    # It says what to check.
+    assert "check that the database server is running" in result.output
+    assert "on 127.0.0.1 port 1" in result.output

@@ -4,7 +4,10 @@ and never a secret."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime
 from importlib.metadata import EntryPoint
@@ -126,6 +129,26 @@ def test_example_config_is_valid() -> None:
     assert config.projects and config.programs
 
 
+def test_example_github_block_is_valid_once_uncommented() -> None:
+    """The commented GitHub source of the example works as written when uncommented."""
+    text = (ROOT / "config.example.toml").read_text()
+    start = text.index("# --- GitHub")
+    end = text.index("# --- Programs and projects")
+    block = [line.removeprefix("# ") for line in text[start:end].splitlines()[1:]]
+    assert any(line.startswith("kind = ") for line in block)
+    text = text[:start] + "\n".join(block) + "\n" + text[end:]
+    text = text.replace('scopes = ["jira:WEB"]', 'scopes = ["jira:WEB", "github:acme/web"]')
+    env = {
+        name: f"https://hooks.example.com/{name}" if "URL" in name else f"value-of-{name}"
+        for name in re.findall(r"\$\{(\w+)\}", text)
+    }
+    config = parse_config(text, path="config.example.toml", environ=env)
+    github = config.source("github")
+    assert github.kind == "github" and github.scopes == ["acme/web", "acme-mobile"]
+    assert github.options["projects"] == ["acme/7"]
+    assert config.project_of_scope("github", "acme/web").key == "WEB"  # type: ignore[union-attr]
+
+
 # --- unknown keys -----------------------------------------------------------------------------
 
 
@@ -174,6 +197,28 @@ def test_options_are_checked_even_when_another_section_is_wrong(kinds: None) -> 
         "sources[0].options.page_size (line 8): input should be greater than or equal to 1",
         "sync.concurrency (line 11): wrong type: expected an integer, got string 'x'",
     ]
+
+
+def test_five_typos_one_in_the_options_of_a_source_with_its_own_typo_in_one_pass(
+    kinds: None,
+) -> None:
+    """Four typos around the file and a fifth in [sources.options] of a source that is
+    itself wrong: all five are listed at once, in file order."""
+    text = (
+        SOURCE.replace('base_url = "https', 'base_ur = "https')
+        + '[sources.options]\nstory_point_field = "customfield_10016"\n\n'
+        + "[sync]\nconcurency = 2\nlookback_minute = 5\n\n[metrics]\nvelocity_sprint = 3\n"
+    )
+    found = problems(text)
+    assert [p.split(":", 1)[0] for p in found] == [
+        "sources[0] (line 1)",
+        "sources[0].base_ur (line 4)",
+        "sources[0].options.story_point_field (line 8)",
+        "sync.concurency (line 11)",
+        "sync.lookback_minute (line 12)",
+        "metrics.velocity_sprint (line 15)",
+    ]
+    assert "did you mean 'story_points_field'?" in found[2]
 
 
 def test_keys_that_need_quotes_are_quoted_in_messages(kinds: None) -> None:
@@ -623,3 +668,74 @@ def test_every_key_is_in_the_docs_and_the_example() -> None:
     sections = "|".join(sorted({k.split(".")[0] for k in keys}))
     stale = set(re.findall(rf"`((?:{sections})\.\w+)`", docs)) - keys
     assert sorted(stale) == [], "docs/configuration.md names keys that do not exist"
+
+
+# --- the shipped example and `config init` ------------------------------------------------------
+
+
+def readme_exports() -> dict[str, str]:
+    """The variables the README's quick start exports (``export A=x B=y``)."""
+    readme = (ROOT / "README.md").read_text()
+    names: dict[str, str] = {}
+    for line in re.findall(r"^export (.+?)(?:\s+#.*)?$", readme, re.M):
+        for assignment in line.split():
+            name, _, _value = assignment.partition("=")
+            names[name] = f"value-of-{name}"
+    return names
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess with only ``env`` (plus PATH and HOME) in its environment."""
+    base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return subprocess.run(
+        [sys.executable, "-m", "programview", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def test_config_init_writes_the_example_which_passes_check_with_the_readme_variables(
+    tmp_path: Path,
+) -> None:
+    exports = readme_exports()
+    assert set(exports) == {"JIRA_EMAIL", "JIRA_API_TOKEN"}
+
+    init = run_cli(["config", "init"], tmp_path, {})
+    assert init.returncode == 0, init.stderr
+    written = tmp_path / "programview.toml"
+    assert written.read_text() == (ROOT / "config.example.toml").read_text()
+    assert f"wrote {written.name}" in init.stdout
+
+    check = run_cli(["config", "check"], tmp_path, exports)
+    assert check.returncode == 0, check.stderr
+    assert "alerts: webhook not set" in check.stdout
+    # Without the README's variables it names them, and only them.
+    missing = run_cli(["config", "check"], tmp_path, {})
+    assert missing.returncode == 2
+    named = set(re.findall(r"environment variable (\w+) is not set", missing.stderr))
+    assert named == set(exports)
+
+    again = run_cli(["config", "init"], tmp_path, {})
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    written.write_text("# mine\n")
+    forced = run_cli(["config", "init", "--force"], tmp_path, {})
+    assert forced.returncode == 0 and written.read_text().startswith("# programview configuration")
+
+
+def test_every_built_in_connector_option_is_documented() -> None:
+    """Each connector's ``[sources.options]`` keys are in docs/configuration.md under its kind."""
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    for kind, cls in registry.installed_connectors().items():
+        if cls.__module__.startswith("programview_testconnector"):
+            continue
+        heading = docs.find(f'(`kind = "{kind}"`)')
+        assert heading >= 0, f"docs/configuration.md has no section for kind {kind!r}"
+        end = docs.find("\n#### ", heading + 1)
+        section = docs[heading : end if end >= 0 else None]
+        missing = [k for k in cls.options_model.model_fields if f"`{k}`" not in section]
+        assert missing == [], f"{kind}: options not documented: {missing}"

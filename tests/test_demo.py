@@ -48,3 +48,53 @@ def test_demo_builds_a_queryable_warehouse_and_report(tmp_path: Path) -> None:
     config = (folder / "programview.toml").read_text(encoding="utf-8")
     assert "${PROGRAMVIEW_SIM_JIRA_TOKEN}" in config
     assert "sim-jira-api-token" not in config
+
+
+def _views(database: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every v_* view, sorted. Left out: the simulator's URLs (a free port each
+    run) and v_sync_runs.requests (a request shared by a source's streams, like its status
+    catalogue, is counted by whichever stream's job gets there first)."""
+    out: dict[str, list[tuple[object, ...]]] = {}
+    with sqlite3.connect(database) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'view' AND name LIKE 'v\\_%' "
+                "ESCAPE '\\' ORDER BY name"
+            )
+        ]
+        for name in names:
+            cursor = conn.execute(f"SELECT * FROM {name}")
+            keep = [i for i, d in enumerate(cursor.description) if d[0] not in ("url", "requests")]
+            out[name] = sorted((tuple(row[i] for i in keep) for row in cursor), key=repr)
+    return out
+
+
+def test_same_seed_and_utc_date_give_the_same_warehouse_whatever_the_time_of_day(
+    tmp_path: Path,
+) -> None:
+    """Two demos of one seed on one UTC date, at 01:31 and at 19:36: every view is identical
+    (figures, health, alerts, even the sync run records, which carry the simulated time)."""
+    from datetime import UTC, datetime
+
+    from programview.demo import run_demo
+
+    runs = [
+        run_demo(
+            tmp_path / f"at-{hour}",
+            size="small",
+            seed=3,
+            weeks=1,
+            echo=lambda _line: None,
+            now=datetime(2026, 12, 1, hour, minute, tzinfo=UTC),
+        )
+        for hour, minute in ((1, 31), (19, 36))
+    ]
+    first, second = (_views(r.database) for r in runs)
+    assert first["v_work_items"] and first["v_program_health"]
+    assert sorted(first) == sorted(second)
+    different = [name for name in first if first[name] != second[name]]
+    assert not different, f"views that differ between the two runs: {different}"
+    assert runs[0].report_text.split("\n", 2)[2] == runs[1].report_text.split("\n", 2)[2]
+    # The figures are as of the run's date: its last sync is at midnight UTC of that day.
+    assert {r[2] for r in first["v_program_health"]} == {"2026-11-24", "2026-12-01"}

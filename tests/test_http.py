@@ -132,6 +132,25 @@ def test_transient_failure_is_retried_then_succeeds(h: Harness, failure: Any) ->
     assert all(0 < s <= 61 for s in h.slept)
 
 
+def test_a_server_that_is_not_running_says_what_to_check() -> None:
+    """Real connection refused (nothing listens on the port): the error names host and port."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    h = Harness(max_retries=1)
+    h.client = HttpClient(
+        f"http://127.0.0.1:{port}/jira", source="jira", sleep=h.client._sleep_fn, max_retries=1
+    )
+    with pytest.raises(ApiError) as err:
+        run(lambda: h.client.get_json("/x"))
+    assert "connection failed" in str(err.value)
+    assert f"is the server running? check the host 127.0.0.1 and port {port} of base_url" in str(
+        err.value
+    )
+
+
 @respx.mock
 def test_truncated_json_body_is_retried(h: Harness) -> None:
     respx.get(f"{BASE}/x").mock(

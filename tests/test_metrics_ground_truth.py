@@ -10,9 +10,10 @@ the generator's items, histories, sprint memberships, releases and links (it sha
 with the transform). Each sync runs at the simulated clock (the connector's clock is patched),
 so "first seen released" is a simulated time too.
 
-Scope of the comparison: only the Jira connector exists, so the config is
-``org.config_toml(..., kinds=["jira"])``: a project whose companion GitHub repo is dropped
-(PAY, CHK) is configured, synced and computed as its Jira part on both sides. Compared: every
+Scope of the comparison: the connectors a scenario configures
+(``org.config_toml(..., kinds=...)``); with Jira alone, a project whose companion GitHub repo
+is dropped (PAY, CHK) is configured, synced and computed as its Jira part on both sides, and
+with GitHub too it is observed through ``github_truth.Observer``. Compared: every
 sprint (``v_sprints``), release (``v_releases``), link (``v_dependencies``), open alert
 (``v_dependency_alerts``: which rule holds for which pair, severity, slip, program; a cycle by
 its first item, length and members; a shared_resource_contention by program and person),
@@ -32,9 +33,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import programview_connectors.github as github_connector
 import programview_connectors.jira as jira_connector
 import pytest
 import sqlalchemy as sa
+from github_truth import Observer
 from ground_truth_metrics import ReleaseSnapshot, Truth, compute, release_snapshot
 
 from programview.config import Config, parse_config
@@ -45,7 +48,7 @@ from programview.transform import run_transform
 
 pytestmark = pytest.mark.slow
 
-SOURCE = "sim-jira"
+SOURCES = ("sim-jira", "sim-github")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Scenario:
     rules: frozenset[str] = frozenset()
     #: What the advance must do: "deleted", "sprints" (open/close), "releases" (ship).
     changes: tuple[str, ...] = ("deleted", "sprints")
+    #: The connectors configured (``org.config_toml(kinds=…)``).
+    kinds: tuple[str, ...] = ("jira",)
 
 
 SCENARIOS = [
@@ -72,7 +77,13 @@ SCENARIOS = [
         seed=20,
         days=20,
         rules=frozenset(
-            {"blocker_unscheduled", "blocked_item_due_soon", "blocker_stalled", "dependency_cycle"}
+            {
+                "blocker_unscheduled",
+                "blocked_item_due_soon",
+                "blocker_stalled",
+                "dependency_cycle",
+                "shared_resource_contention",
+            }
         ),
         changes=("deleted", "sprints", "releases"),
     ),
@@ -92,6 +103,24 @@ SCENARIOS = [
         ),
         changes=("deleted", "sprints", "releases"),
     ),
+    # Jira and GitHub together: GitHub repositories as projects of their own and as the
+    # companion repo of Jira projects, Projects v2 iterations as sprints (membership as the
+    # syncs saw it), milestones, and GitHub issues blocked by Jira issues.
+    Scenario(
+        "jira-and-github-a-month",
+        seed=20,
+        days=20,
+        rules=frozenset(
+            {
+                "blocker_unscheduled",
+                "blocker_stalled",
+                "dependency_cycle",
+                "shared_resource_contention",
+            }
+        ),
+        changes=("deleted", "sprints", "releases"),
+        kinds=("jira", "github"),
+    ),
     # The first weeks of the year on Data Center: no closed sprint yet (velocity falls back to
     # 14-day windows), no release due yet, then the first sprints close.
     Scenario(
@@ -100,7 +129,9 @@ SCENARIOS = [
         days=7,
         now=datetime(2026, 1, 18, 12, tzinfo=UTC),
         deployment="datacenter",
-        rules=frozenset({"blocker_scheduled_later", "dependency_cycle"}),
+        rules=frozenset(
+            {"blocker_scheduled_later", "dependency_cycle", "shared_resource_contention"}
+        ),
     ),
 ]
 
@@ -186,9 +217,9 @@ SPRINT_POINTS = ("committed_points", "added_points", "removed_points", "complete
 
 
 def native(row_id: str) -> str:
-    prefix = f"{SOURCE}:"
-    assert row_id.startswith(prefix), row_id
-    return row_id[len(prefix) :]
+    source, sep, rest = row_id.partition(":")
+    assert sep and source in SOURCES, row_id
+    return rest
 
 
 def compare_sprints(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
@@ -328,7 +359,9 @@ def compare_programs(engine: sa.Engine, truth: Truth, diff: Differences) -> None
 
 def compare_dependencies(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
     got = set()
-    for r in view(engine, "v_dependencies", "WHERE link_kind <> 'parent'"):
+    # links to items no configured source syncs (a GitHub issue "blocked by" a GitLab one
+    # while GitLab is not configured) are kept unresolved: they belong to no project here
+    for r in view(engine, "v_dependencies", "WHERE link_kind <> 'parent' AND resolved"):
         got.add(
             (
                 r["blocked_item_key"],
@@ -423,13 +456,18 @@ def test_warehouse_figures_equal_ground_truth_after_a_backfill_and_an_incrementa
     the ground truth. Each sync runs at the organisation's clock, so "first seen released"
     is a simulated time."""
     org = generate(scenario.seed, "small", now=scenario.now)
-    # The connector stamps versions first seen released with its clock: the simulated one.
+    # The connectors observe with their clock (versions first seen released, GitHub
+    # iteration moves): the simulated one.
     monkeypatch.setattr(jira_connector, "utc_now", lambda: org.now.replace(tzinfo=None))
+    monkeypatch.setattr(github_connector, "utc_now", lambda: org.now.replace(tzinfo=None))
+    observer = Observer(org) if "github" in scenario.kinds else None
     syncs: list[tuple[datetime, ReleaseSnapshot]] = []
     truths: list[Truth] = []
     problems: list[str] = []
     with serve(org, port=0) as sim:
-        text = org.config_toml(sim.base_url, warehouse_url, scenario.deployment, kinds=["jira"])
+        text = org.config_toml(
+            sim.base_url, warehouse_url, scenario.deployment, kinds=list(scenario.kinds)
+        )
         text = text.replace("[sync]\n", "[sync]\nreconcile_hours = 0\n", 1)  # see deletions
         config = parse_config(text, environ=org.tokens.env())
         scopes = project_scopes(config)
@@ -442,12 +480,19 @@ def test_warehouse_figures_equal_ground_truth_after_a_backfill_and_an_incrementa
             result = sync(config)
             assert result.status == "ok", result.errors
             assert result.quarantined == 0
+            if observer is not None:
+                observer.observe(org.now)
             run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
-            truth = compute(org, scopes, syncs, truths[-1] if truths else None)
+            truth = compute(org, scopes, syncs, truths[-1] if truths else None, observer)
             assert truth.sprints and truth.releases and len(truth.projects) >= 2
+            if observer is not None:  # the GitHub part is compared, not only present
+                assert any("@" in k for k in truth.sprints), "no GitHub sprint to compare"
+                assert any(k.startswith("milestone/") for k in truth.releases)
+                assert any(d[0].count("#") and not d[2].count("#") for d in truth.dependencies)
             problems += [f"[{phase}] {line}" for line in compare_all(engine, truth)]
             truths.append(truth)
     raised = {rule for t in truths for rule, _a, _b in t.pair_alerts}
     raised |= {"dependency_cycle"} if any(t.cycles for t in truths) else set()
+    raised |= {"shared_resource_contention"} if any(t.contention for t in truths) else set()
     assert scenario.rules <= raised, f"the scenario no longer raises {scenario.rules - raised}"
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)

@@ -175,3 +175,15 @@ def test_installed_cli_checks_a_config(venv_bin: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "sync.schedule (line 2): must be a 5-field cron expression" in result.stderr
+
+
+def test_installed_cli_writes_the_example_config_the_errors_point_to(
+    venv_bin: Path, tmp_path: Path
+) -> None:
+    """The "config not found" message points at `config init`, which needs the example
+    config inside the wheel."""
+    missing = run([venv_bin / "programview", "config", "check"], env=clean_env(), cwd=tmp_path)
+    assert missing.returncode == 2 and "programview config init" in missing.stderr
+    result = run([venv_bin / "programview", "config", "init"], env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "programview.toml").read_text() == (ROOT / "config.example.toml").read_text()

@@ -214,26 +214,42 @@ def test_the_report_shows_the_most_stretched_people_and_the_benefits(
         programs = rows(engine, "SELECT * FROM v_program_benefits")
     finally:
         engine.dispose()
-    # JSON: the people entries are the view's rows, most stretched first
+    # JSON: the people entries carry the view's rows, most stretched first
     for entry in report["people"]:
         people = entry["people"]
-        keys = [(-p["projects_in_progress"], -p["in_progress_items"]) for p in people]
+        keys = [
+            (-p["program_projects_in_progress"], -p["program_in_progress_items"]) for p in people
+        ]
         assert keys == sorted(keys)
         for p in people:
             mine = [r for r in load if r["person_id"] == p["person_id"]]
             mine = [r for r in mine if r["program_key"] == entry["program_key"]]
-            assert p["in_progress_items"] == sum(r["in_progress_items"] for r in mine)
+            assert p["program_in_progress_items"] == sum(r["in_progress_items"] for r in mine)
+            assert p["program_active_sprint_points"] == pytest.approx(
+                sum(r["active_sprint_points"] for r in mine)
+            )
+            assert sorted(r["project_key"] for r in p["projects"]) == sorted(
+                r["project_key"] for r in mine
+            )
             assert p["contention_alert"] == (
                 (entry["program_key"], p["person"])
                 in {(a["program_key"], a["person"]) for a in alerts}
             )
-    assert any(p["contention_alert"] for e in report["people"] for p in e["people"])
+    stretched = [p for e in report["people"] for p in e["people"] if p["contention_alert"]]
+    assert stretched
     assert {b["program_key"]: b["roi"] for b in report["benefits"]} == {
         p["program_key"]: p["roi"] for p in programs
     }
     json.dumps(report)  # JSON-able
     text = render_text(report, width=100)
-    assert "PEOPLE MOST STRETCHED ACROSS PROJECTS" in text and "! over WIP limit" in text
+    assert "PEOPLE MOST STRETCHED ACROSS PROJECTS" in text
+    # a stretched person's line says the alert is open and where their work in progress is
+    for p in stretched:
+        line = next(x for x in text.splitlines() if x.startswith(f"  {p['person']} "))
+        assert "  open  " in line
+        for r in p["projects"]:
+            if r["in_progress_items"]:
+                assert f"{r['project_key']} {r['in_progress_items']}" in line
     assert "BENEFITS" in text
     for b in report["benefits"]:
         roi = "-" if b["roi"] is None else f"{b['roi']:.0%}"

@@ -1,6 +1,7 @@
 """The views of migration 0006 keep the contract of METRICS.md ("Forecasts, flow, benefits and
 people"): every contract column exists (typed on PostgreSQL), ``v_dependency_alerts`` gained
-``person``, and a downgrade to 0002 takes exactly 0006's objects away again."""
+``person``, and a downgrade to 0008 (the revision 0006 follows) takes exactly 0006's objects
+away again."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ TYPES: dict[tuple[str, str], type] = {
     ("v_resource_load", "in_progress_items"): sa.Integer,
     ("v_resource_load", "active_sprint_points"): sa.Float,
     ("v_resource_load", "program_in_progress_items"): sa.Integer,
+    ("v_resource_load", "program_active_sprint_points"): sa.Float,
     ("v_dependency_alerts", "person"): sa.String,
 }
 
@@ -64,14 +66,14 @@ def test_column_types_on_postgresql(pg_url: str) -> None:
         eng.dispose()
 
 
-def test_downgrade_to_0002_removes_what_0006_added(warehouse_url: str) -> None:
-    db.downgrade(warehouse_url, "0002")
+def test_downgrade_to_0008_removes_what_0006_added(warehouse_url: str) -> None:
+    db.downgrade(warehouse_url, "0008")
     eng = db.create_engine(warehouse_url)
     try:
         inspector = sa.inspect(eng)
         views = set(inspector.get_view_names())
         assert {"v_benefits", "v_program_benefits", "v_resource_load"}.isdisjoint(views)
-        assert "v_dependency_alerts" in views
+        assert {"v_dependency_alerts", "v_blocker_checks", "v_health_inputs"} <= views
         alerts = {c["name"] for c in inspector.get_columns("v_dependency_alerts")}
         assert "person" not in alerts and "open_days" in alerts
         assert "resource_load" not in inspector.get_table_names()

@@ -19,11 +19,14 @@ from programview.warehouse.readonly import ReadonlyUnsupported, grant_readonly
 
 VIEWS = [
     "v_benefits",
+    "v_blocker_checks",
     "v_dependencies",
     "v_dependency_alerts",
+    "v_health_inputs",
     "v_program_benefits",
     "v_program_health",
     "v_project_metrics",
+    "v_projects",
     "v_releases",
     "v_resource_load",
     "v_sprints",

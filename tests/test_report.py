@@ -226,6 +226,55 @@ def seed(engine: sa.Engine) -> None:
                 },
             ],
         )
+        spi_points = "[[0.7, 0.0], [0.85, 50.0], [0.95, 75.0], [1.0, 100.0]]"
+        _insert(
+            conn,
+            "health_inputs",
+            [
+                {
+                    "project_key": "PAY",
+                    "program_key": "PAYMENTS",
+                    "as_of_date": LATEST,
+                    "as_of": datetime(2026, 11, 3, 6),
+                    "component": "schedule",
+                    "component_score": 70.0,
+                    "component_weight": 0.3,
+                    "metric": metric,
+                    "value": value,
+                    "score": score,
+                    "thresholds": spi_points if metric == "spi" else "[[0.0, 100.0], [60.0, 0.0]]",
+                    "reason": reason,
+                    "green_at": 75.0,
+                    "amber_at": 50.0,
+                }
+                for metric, value, score, reason in (
+                    ("spi", 0.93, 70.0, None),
+                    ("forecast_slip_days", None, None, "no end date configured for the project"),
+                )
+            ],
+        )
+        checks = []
+        for blocked, blocking, holding in (
+            ("PAY-12", "acme/web#45", "blocker_scheduled_later"),
+            ("PAY-30", "acme/web#60", None),
+        ):
+            for rule in ("blocker_scheduled_later", "blocked_item_due_soon"):
+                checks.append(
+                    {
+                        "blocked_item_id": f"jira:{blocked}",
+                        "blocking_item_id": f"github:{blocking}",
+                        "rule": rule,
+                        "blocked_item_key": blocked,
+                        "blocked_project_key": "PAY",
+                        "blocking_item_key": blocking,
+                        "blocking_project_key": "WEB",
+                        "program_key": "PAYMENTS",
+                        "holds": rule == holding,
+                        "reason": f"{rule} reason for {blocked}",
+                        "as_of": datetime(2026, 11, 3, 6),
+                    }
+                )
+        _insert(conn, "blocker_checks", checks)
         sprints = []
         sprint_metrics = []
         for n, (committed, completed) in enumerate([(20, 18), (22, 15), (25, 24), (30, 0)], 1):
@@ -409,7 +458,20 @@ def test_text_fits_a_terminal_and_shows_what_matters(seeded: sa.Engine) -> None:
     assert "metrics as of 2026-11-03" in text
     payments = next(line for line in lines if line.lstrip().startswith("PAYMENTS "))
     assert "58" in payments and "AMBER" in payments
-    assert "worst: dependencies 30/100: 2 open alerts" in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert "Dependencies 30.0 (weight -, red): dependencies 30/100: 2 open alerts" in flat
+    # Explained to the bottom: component, project, metric value, thresholds, score.
+    assert "Schedule 70.0 (weight 0.30, amber) = mean of PAY 70.0" in flat
+    assert "SPI 0.93 → 70.0 (scored on 0.70→0, 0.85→50, 0.95→75, 1.00→100)" in flat.replace(
+        "\u00a0", " "
+    )
+    assert "Forecast slip: no data (no end date configured for the project)" in flat
+    assert "status: green: score ≥ 75.0 · amber: 50.0 to below 75.0 · red: below 50.0" in flat
+    # The blocker without an alert, with every rule's reason; the alerted one is not listed.
+    assert "OPEN BLOCKERS WITHOUT AN ALERT (1 of 2)" in text
+    assert "PAY-30 (PAY) is blocked by acme/web#60 (WEB)" in text
+    assert "blocked_item_due_soon: blocked_item_due_soon reason for PAY-30" in flat
+    assert "reason for PAY-12" not in flat
     assert "OPEN ALERTS (2)" in text
     critical = lines.index(next(line for line in lines if "dependency_cycle" in line))
     high = lines.index(next(line for line in lines if "blocker_scheduled_later" in line))
@@ -488,3 +550,49 @@ def test_cli_report_on_empty_warehouse(warehouse_url: str, tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["--config", str(_config(tmp_path, warehouse_url)), "report"])
     assert result.exit_code == 1
     assert "run `programview sync` then `programview transform`" in result.stderr
+
+
+def test_json_explains_health_to_the_bottom_and_blockers_without_alerts(
+    seeded: sa.Engine,
+) -> None:
+    report = build_report(seeded)
+    assert report["legend"] == {
+        "green_at": 75.0,
+        "amber_at": 50.0,
+        "text": "green: score ≥ 75.0 · amber: 50.0 to below 75.0 · red: below 50.0",
+    }
+    pay = next(p for p in report["programs"] if p["program_key"] == "PAYMENTS")
+    schedule = next(c for c in pay["breakdown"] if c["component"] == "schedule")
+    assert (schedule["score"], schedule["weight"], schedule["status"]) == (70.0, 0.3, "amber")
+    (project,) = schedule["projects"]
+    assert project["project_key"] == "PAY" and project["score"] == 70.0
+    assert project["metrics"] == [
+        {
+            "metric": "spi",
+            "label": "SPI",
+            "value": 0.93,
+            "score": 70.0,
+            "thresholds": [[0.7, 0.0], [0.85, 50.0], [0.95, 75.0], [1.0, 100.0]],
+            "reason": None,
+        },
+        {
+            "metric": "forecast_slip_days",
+            "label": "Forecast slip",
+            "value": None,
+            "score": None,
+            "thresholds": [[0.0, 100.0], [60.0, 0.0]],
+            "reason": "no end date configured for the project",
+        },
+    ]
+    by_link = {(b["blocked_item_key"], b["blocking_item_key"]): b for b in report["blockers"]}
+    assert by_link[("PAY-12", "acme/web#45")]["alerted"] is True
+    quiet = by_link[("PAY-30", "acme/web#60")]
+    assert quiet["alerted"] is False
+    assert [c["rule"] for c in quiet["checks"]] == [
+        "blocker_scheduled_later",
+        "blocked_item_due_soon",
+    ]
+    # The units a script needs to show the numbers as the report does.
+    assert report["fields"]["say_do_ratio"]["unit"] == "fraction"
+    assert report["fields"]["scope_change_pct"]["unit"] == "percent"
+    assert report["fields"]["cycle_time_p50_days"]["label"] == "Cycle p50"

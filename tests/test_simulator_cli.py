@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, time, timedelta
 
 import httpx
 
@@ -49,12 +50,27 @@ def test_simulate_serves_and_prints_a_working_config() -> None:
         )
         assert me.status_code == 200
         assert httpx.get(f"{jira_url}/rest/api/3/myself", timeout=10).status_code == 401
+        # Current as of today, not a fixed day in the past: the latest issue update is from
+        # the last day before midnight UTC today.
+        projects = httpx.get(
+            f"{jira_url}/rest/api/3/project/search",
+            params={"expand": "insight"},
+            auth=(TOKENS.jira_email, TOKENS.jira_api_token),
+            timeout=10,
+        ).json()["values"]
+        latest = max(
+            datetime.strptime(p["insight"]["lastIssueUpdateTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
+            for p in projects
+        )
+        midnight = datetime.combine(datetime.now(UTC).date(), time(0), UTC)
+        assert midnight - timedelta(days=1) < latest <= midnight
     finally:
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
 
     out = "".join(lines) + rest
+    assert f"data as of {datetime.now(UTC):%Y-%m-%d} 00:00 UTC" in out
     exports = dict(re.findall(r"^export (\w+)=(\S+)$", out, re.M))
     assert exports["PROGRAMVIEW_SIM_JIRA_TOKEN"] == TOKENS.jira_api_token
     config_text = out.split("# ---- programview.toml ----", 1)[1]

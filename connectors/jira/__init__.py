@@ -20,12 +20,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from programview.errors import ConfigError, ConnectorError, NotFound
+from programview.normalize import utc_now
 from programview.sync.connector import Connector, LiveIds, SprintRef, SprintReport, Stream
+from programview.sync.paging import (
+    OffsetPaginator,
+    PageRequest,
+    Paginator,
+    PagingError,
+    TokenPaginator,
+    paginate,
+)
 
 from .mapping import JiraSettings, choose_fields
 from .options import JiraOptions
 from .sprint_report import fetch_sprint_report
 from .streams import (
+    AGILE_PAGE,
     CLOUD_SEARCH_PAGE,
     DC_SEARCH_PAGE,
     Issues,
@@ -34,7 +44,6 @@ from .streams import (
     annotate_statuses,
     complete_changelogs,
     complete_worklogs,
-    utc_now,
 )
 
 if TYPE_CHECKING:
@@ -154,22 +163,13 @@ class JiraConnector(Connector):
         """The project's boards: ``options.boards[scope]`` when given, else every board."""
         if scope in self.options.boards:
             return [{"id": b} for b in self.options.boards[scope]]
-        boards: list[Raw] = []
-        start = 0
-        while True:
-            body = await self.http.get_json(
-                "/rest/agile/1.0/board",
-                params={"projectKeyOrId": scope, "startAt": start, "maxResults": 50},
-            )
-            values = [b for b in body.get("values") or [] if isinstance(b, dict)]
-            boards.extend(values)
-            if (
-                not values
-                or body.get("isLast", True)
-                or (body.get("total") is not None and start + len(values) >= int(body["total"]))
-            ):
-                return boards
-            start += len(values)
+        listing = paginate(
+            self.http,
+            PageRequest("/rest/agile/1.0/board", {"projectKeyOrId": scope}),
+            OffsetPaginator(limit=AGILE_PAGE),
+            records="values",
+        )
+        return [b async for page in listing for b in page.records if isinstance(b, dict)]
 
     async def project_versions(self, scope: str) -> list[Raw]:
         """All versions of the project; the project body from ``check_scope`` usually has
@@ -193,38 +193,21 @@ class JiraConnector(Connector):
         params: dict[str, Any] = {"jql": jql, "fields": fields}
         if expand:
             params["expand"] = expand
+        paginator: Paginator
         if self.cloud:
-            token: str | None = None
-            while True:
-                query = dict(params, maxResults=CLOUD_SEARCH_PAGE)
-                if token:
-                    query["nextPageToken"] = token
-                body = await self.http.get_json("/rest/api/3/search/jql", params=query)
-                yield list(body.get("issues") or [])
-                token = body.get("nextPageToken")
-                if not token:
-                    if body.get("isLast") is False:
-                        raise ConnectorError(
-                            "issue search page says more follow but gives no nextPageToken",
-                            source=self.source.name,
-                        )
-                    return
+            path = "/rest/api/3/search/jql"
+            paginator = TokenPaginator()
+            params["maxResults"] = CLOUD_SEARCH_PAGE
         else:
-            start = 0
-            while True:
-                query = dict(params, startAt=start, maxResults=DC_SEARCH_PAGE)
-                body = await self.http.get_json("/rest/api/2/search", params=query)
-                issues = list(body.get("issues") or [])
-                yield issues
-                start += len(issues)
-                total = int(body.get("total") or 0)
-                if start >= total:
-                    return
-                if not issues:
-                    raise ConnectorError(
-                        f"issue search returned an empty page at {start} of {total}",
-                        source=self.source.name,
-                    )
+            path = "/rest/api/2/search"
+            paginator = OffsetPaginator(limit=DC_SEARCH_PAGE, last_path=None, strict=True)
+        try:
+            async for page in paginate(
+                self.http, PageRequest(path, params), paginator, records="issues"
+            ):
+                yield list(page.records)
+        except PagingError as exc:
+            raise ConnectorError(f"issue search: {exc}", source=self.source.name) from None
 
     async def statuses(self) -> dict[str, str]:
         """Status id -> Jira category key, from ``GET /status`` (once per run, on demand)."""

@@ -21,15 +21,15 @@ read: no mapped column needs it.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from programview.errors import ConfigError, MappingError
+from programview.normalize import ANNOTATION, parse_date, parse_time, strip_nul
+from programview.normalize import parse_points as parse_story_points
 from programview.sync.connector import Record, Replace
 from programview.warehouse.models import row_id
 
@@ -37,9 +37,6 @@ from .options import DEFAULT_LINK_TYPES, DEFAULT_TYPE_MAP, JiraOptions
 
 Raw = dict[str, Any]
 Out = list[Record | Replace]
-
-#: Key under which streams add what the mapping needs beyond Jira's own payload.
-ANNOTATION = "programview"
 
 #: Jira status category key -> status_category.
 CATEGORY_OF_JIRA = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
@@ -249,69 +246,7 @@ class JiraSettings:
         return ids
 
 
-# --- scalar parsing -------------------------------------------------------------------------
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Jira timestamp -> naive UTC. Accepts ``…+0000``, ``…Z``, ``…+01:00`` and epoch
-    numbers (seconds, or milliseconds when too large to be seconds)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise MappingError(f"not a timestamp: {value!r}")
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
-    if not isinstance(value, str):
-        raise MappingError(f"not a timestamp: {value!r}")
-    return _parse_iso(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_iso(text: str) -> datetime:
-    """Cached: the same sprint and version dates recur in every issue that shows them."""
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise MappingError(f"not a timestamp: {text!r}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def parse_date(value: Any) -> date | None:
-    """``"2025-03-09"`` -> date (a calendar date stays that date: no time zone shift).
-    Epoch milliseconds (one official example) are read as a UTC date."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        stamp = parse_time(value)
-        return stamp.date() if stamp else None
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            pass
-    raise MappingError(f"not a date: {value!r}")
-
-
-def parse_story_points(value: Any) -> float | None:
-    """Story points, with "unset is not zero": None, "", "-1" or any negative -> None;
-    numbers and numeric text ("3", "2.0") -> float. Text that is no number -> None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        points = float(value)
-    elif isinstance(value, str):
-        try:
-            points = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    if math.isnan(points) or math.isinf(points) or points < 0:
-        return None
-    return points
+# --- scalar parsing: programview.normalize (re-exported here for the Jira tests) ------
 
 
 def _hours(seconds: Any) -> float | None:
@@ -907,13 +842,8 @@ def _without_nul(out: Out) -> Out:
     for n, o in enumerate(out):
         if not isinstance(o, Record):
             continue
-        for v in o.values.values():
-            if type(v) is str and "\x00" in v:
-                values = {
-                    k: x.replace("\x00", "") if type(x) is str else x for k, x in o.values.items()
-                }
-                out[n] = Record(o.table, values)
-                break
+        if any(type(v) is str and "\x00" in v for v in o.values.values()):
+            out[n] = Record(o.table, {k: strip_nul(x) for k, x in o.values.items()})
     return out
 
 
@@ -927,3 +857,27 @@ def _first(item: Raw, *keys: str) -> Any:
 def _num(value: Any) -> tuple[int, str]:
     text = str(value)
     return (int(text), text) if text.isdigit() else (0, text)
+
+
+__all__ = [
+    "ANNOTATION",
+    "FieldChoice",
+    "JiraSettings",
+    "attach_status_categories",
+    "changelog_is_complete",
+    "choose_fields",
+    "link_kind",
+    "map_issue",
+    "map_sprint",
+    "map_version",
+    "map_worklog",
+    "parse_date",
+    "parse_sprint",
+    "parse_sprint_field",
+    "parse_story_points",
+    "parse_time",
+    "sprint_membership",
+    "status_category",
+    "type_category",
+    "worklog_is_complete",
+]

@@ -12,50 +12,22 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from programview.normalize import (
+    DEFAULT_LINK_KINDS,
+    DEFAULT_TYPE_NAMES,
+    LinkKind,
+    StatusCategory,
+    TypeCategory,
+    merged_map,
+)
 from programview.sync.connector import ConnectorOptions
 
-TypeCategory = Literal["story", "bug", "task", "epic", "incident", "other"]
-StatusCategory = Literal["todo", "in_progress", "done"]
-LinkKind = Literal["blocks", "relates", "duplicates", "clones"]
+#: Issue type name (lower case) -> type category; see programview.normalize.
+DEFAULT_TYPE_MAP: dict[str, TypeCategory] = DEFAULT_TYPE_NAMES
 
-#: Issue type name (lower case) -> type category. Covers Jira's defaults, their common
-#: renames, and the Chinese names of a zh-CN Jira (as in Apache DevLake's test data).
-DEFAULT_TYPE_MAP: dict[str, TypeCategory] = {
-    "story": "story",
-    "user story": "story",
-    "feature": "story",
-    "new feature": "story",
-    "improvement": "story",
-    "requirement": "story",
-    "故事": "story",
-    "需求": "story",
-    "bug": "bug",
-    "defect": "bug",
-    "缺陷": "bug",
-    "task": "task",
-    "sub-task": "task",
-    "subtask": "task",
-    "sub task": "task",
-    "technical task": "task",
-    "spike": "task",
-    "chore": "task",
-    "任务": "task",
-    "子任务": "task",
-    "epic": "epic",
-    "史诗": "epic",
-    "长篇故事": "epic",
-    "incident": "incident",
-    "[system] incident": "incident",
-    "production incident": "incident",
-    "事件": "incident",
-}
-
-#: Issue link type name (lower case) -> dependency kind.
+#: Issue link type name (lower case) -> dependency kind (Jira's default link types).
 DEFAULT_LINK_TYPES: dict[str, LinkKind] = {
-    "blocks": "blocks",
-    "relates": "relates",
-    "duplicate": "duplicates",
-    "cloners": "clones",
+    name: DEFAULT_LINK_KINDS[name] for name in ("blocks", "relates", "duplicate", "cloners")
 }
 
 _CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
@@ -102,14 +74,10 @@ class JiraOptions(ConnectorOptions):
 
     def type_categories(self) -> dict[str, TypeCategory]:
         """Defaults with the configured entries merged over them, keys lower-cased."""
-        merged = dict(DEFAULT_TYPE_MAP)
-        merged.update({k.strip().lower(): v for k, v in self.type_map.items()})
-        return merged
+        return merged_map(DEFAULT_TYPE_MAP, self.type_map)
 
     def link_kinds(self) -> dict[str, LinkKind]:
-        merged = dict(DEFAULT_LINK_TYPES)
-        merged.update({k.strip().lower(): v for k, v in self.link_types.items()})
-        return merged
+        return merged_map(DEFAULT_LINK_TYPES, self.link_types)
 
     def overrides(self) -> dict[str, dict[str, StatusCategory]]:
         """Status overrides by project key, status names lower-cased."""

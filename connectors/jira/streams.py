@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from programview.errors import ApiError, NotFound
 from programview.sync.connector import Mapped, Page, Stream, SyncOptions
+from programview.sync.paging import OffsetPaginator, PageRequest, TokenPaginator, paginate
 
 from .mapping import (
     ANNOTATION,
@@ -71,10 +72,6 @@ MAX_HELD_ISSUES = 5000
 PER_ISSUE_CONCURRENCY = 8
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def epoch_ms(moment: datetime) -> int:
     """A naive-UTC or aware datetime as epoch milliseconds (JQL reads numbers as epoch ms)."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -90,34 +87,19 @@ def issues_jql(
 ) -> tuple[str, datetime | None]:
     """The search JQL for one project, and the lower bound it uses.
 
-    The bound is sent as epoch milliseconds: a date string in JQL is read in the API user's
-    time zone at minute precision, which makes a sync skip issues updated in the minute of
-    the cursor. It still overlaps the last sync by ``lookback_minutes`` (clock skew, search
-    index lag); the overlap is deduplicated by issue id.
+    The window comes from :meth:`SyncOptions.window_for` on the ``updated`` cursor (the
+    committed cursor minus ``lookback_minutes``, or the backfill window). The bound is sent
+    as epoch milliseconds: a date string in JQL is read in the API user's time zone at minute
+    precision, which makes a sync skip issues updated in the minute of the cursor. The
+    lookback overlap is deduplicated by issue id.
     """
+    window = options.window_for(cursor, Issues.cursor_field)
     clauses = [f"project = {jql_quote(scope)}"]
-    bound: datetime | None = None
-    if options.since is not None or options.until is not None:
-        if options.since is not None:
-            bound = options.since
-            clauses.append(f"updated >= {epoch_ms(options.since)}")
-        if options.until is not None:
-            clauses.append(f"updated <= {epoch_ms(options.until)}")
-    elif cursor and cursor.get("updated"):
-        last = datetime.fromisoformat(str(cursor["updated"]))
-        bound = last - timedelta(minutes=options.lookback_minutes)
-        clauses.append(f"updated >= {epoch_ms(bound)}")
-    return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC", bound
-
-
-def _agile_last(body: Raw, start: int, got: int) -> bool:
-    """Agile list pages: ``isLast`` when given, else ``startAt + values >= total``."""
-    if not got:
-        return True
-    if "isLast" in body:
-        return bool(body["isLast"])
-    total = body.get("total")
-    return total is None or start + got >= int(total)
+    if window.since is not None:
+        clauses.append(f"updated >= {epoch_ms(window.since)}")
+    if window.until is not None:
+        clauses.append(f"updated <= {epoch_ms(window.until)}")
+    return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC", window.since
 
 
 async def _bounded(tasks: list[Callable[[], Awaitable[None]]], limit: int) -> None:
@@ -161,31 +143,29 @@ class Sprints(JiraStream):
         owned = {str(b["id"]) for b in await self.connector.boards(scope) if _owns(b, scope)}
         seen: set[str] = set()
         for board_id in sorted(owned, key=lambda b: (len(b), b)):
-            start = 0
-            while True:
-                try:
-                    body = await http.get_json(
-                        f"/rest/agile/1.0/board/{board_id}/sprint",
-                        params={"startAt": start, "maxResults": self.page_size},
-                    )
-                except ApiError as exc:
-                    if exc.status == 400:  # "The board does not support sprints"
-                        break
+            listing = paginate(
+                http,
+                PageRequest(f"/rest/agile/1.0/board/{board_id}/sprint"),
+                OffsetPaginator(limit=self.page_size),
+                records="values",
+            )
+            try:
+                async for page in listing:
+                    records = []
+                    for sprint in page.records:
+                        if not isinstance(sprint, dict):
+                            continue
+                        sid = str(sprint.get("id"))
+                        origin = sprint.get("originBoardId")
+                        if sid in seen or (origin is not None and str(origin) not in owned):
+                            continue
+                        seen.add(sid)
+                        records.append(sprint)
+                    if records:
+                        yield Page(records)
+            except ApiError as exc:
+                if exc.status != 400:  # 400: "The board does not support sprints"
                     raise
-                values = [v for v in body.get("values") or [] if isinstance(v, dict)]
-                records = []
-                for sprint in values:
-                    sid = str(sprint.get("id"))
-                    origin = sprint.get("originBoardId")
-                    if sid in seen or (origin is not None and str(origin) not in owned):
-                        continue
-                    seen.add(sid)
-                    records.append(sprint)
-                if records:
-                    yield Page(records)
-                if _agile_last(body, start, len(values)):
-                    break
-                start += len(values)
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_sprint(raw, scope, self.connector.source.name)
@@ -291,7 +271,7 @@ class Issues(JiraStream):
         settings = connector.settings
         jql, _ = issues_jql(scope, cursor, options)
         fields = ",".join(settings.search_fields())
-        window = timedelta(minutes=options.lookback_minutes)
+        lookback = options.lookback
         newest: datetime | None = None
         known: dict[str, int] = {}
         if cursor and cursor.get("updated"):
@@ -334,7 +314,7 @@ class Issues(JiraStream):
                 for held in pending:
                     yield held
                 pending, pending_truncated = [], 0
-            cursor_now = self._cursor(newest, recent, window) if newest else cursor
+            cursor_now = self._cursor(newest, recent, lookback) if newest else cursor
             pending.append(Page(fresh, cursor=cursor_now))
             pending_truncated += truncated
             if not pending_truncated:  # nothing to batch: commit now, hold nothing
@@ -353,8 +333,8 @@ class Issues(JiraStream):
             )
             yield Page([], cursor={"updated": oldest_seen.isoformat(), "recent": {}})
 
-    def _cursor(self, newest: datetime, recent: dict[str, int], window: timedelta) -> Raw:
-        floor = epoch_ms(newest - window)
+    def _cursor(self, newest: datetime, recent: dict[str, int], lookback: timedelta) -> Raw:
+        floor = epoch_ms(newest - lookback)
         for iid in [i for i, stamp in recent.items() if stamp < floor]:
             del recent[iid]
         kept = recent if len(recent) <= self.max_recent else {}
@@ -418,24 +398,22 @@ async def _bulk_changelogs(connector: JiraConnector, ids: list[str]) -> dict[str
     out: dict[str, list[Raw]] = {}
     field_ids = connector.settings.changelog_field_ids()[:10]
     for i in range(0, len(ids), BULK_CHANGELOG_ISSUES):
-        chunk = ids[i : i + BULK_CHANGELOG_ISSUES]
-        token: str | None = None
-        while True:
-            body: Raw = {
-                "issueIdsOrKeys": chunk,
-                "fieldIds": field_ids,
-                "maxResults": BULK_CHANGELOG_PAGE,
-            }
-            if token:
-                body["nextPageToken"] = token
-            answer = await connector.http.post_json("/rest/api/3/changelog/bulkfetch", body)
-            for entry in answer.get("issueChangeLogs") or []:
+        body: Raw = {
+            "issueIdsOrKeys": ids[i : i + BULK_CHANGELOG_ISSUES],
+            "fieldIds": field_ids,
+            "maxResults": BULK_CHANGELOG_PAGE,
+        }
+        listing = paginate(
+            connector.http,
+            PageRequest("/rest/api/3/changelog/bulkfetch", json=body),
+            TokenPaginator(in_json=True, last_path=None),
+            records="issueChangeLogs",
+        )
+        async for page in listing:
+            for entry in page.records:
                 out.setdefault(str(entry.get("issueId")), []).extend(
                     entry.get("changeHistories") or []
                 )
-            token = answer.get("nextPageToken")
-            if not token:
-                break
     return out
 
 
@@ -448,17 +426,15 @@ async def _issue_changelog(connector: JiraConnector, issue_id: str) -> list[Raw]
         )
         return list((body.get("changelog") or {}).get("histories") or [])
     histories: list[Raw] = []
-    start = 0
-    while True:
-        page = await http.get_json(
-            f"/rest/api/3/issue/{quote(issue_id)}/changelog",
-            params={"startAt": start, "maxResults": ISSUE_CHANGELOG_PAGE},
-        )
-        values = page.get("values") or []
-        histories.extend(values)
-        start += len(values)
-        if _agile_last(page, start - len(values), len(values)):
-            return histories
+    listing = paginate(
+        http,
+        PageRequest(f"/rest/api/3/issue/{quote(issue_id)}/changelog"),
+        OffsetPaginator(limit=ISSUE_CHANGELOG_PAGE),
+        records="values",
+    )
+    async for page in listing:
+        histories.extend(page.records)
+    return histories
 
 
 async def complete_worklogs(connector: JiraConnector, issues: list[Raw]) -> int:
@@ -468,18 +444,14 @@ async def complete_worklogs(connector: JiraConnector, issues: list[Raw]) -> int:
     def fetch(issue: Raw) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             entries: list[Raw] = []
-            start = 0
-            while True:
-                page = await connector.http.get_json(
-                    connector.api(f"/issue/{quote(str(issue['id']))}/worklog"),
-                    params={"startAt": start, "maxResults": WORKLOG_PAGE},
-                )
-                values = page.get("worklogs") or []
-                entries.extend(values)
-                start += len(values)
-                total = page.get("total")
-                if not values or total is None or start >= int(total):
-                    break
+            listing = paginate(
+                connector.http,
+                PageRequest(connector.api(f"/issue/{quote(str(issue['id']))}/worklog")),
+                OffsetPaginator(limit=WORKLOG_PAGE, last_path=None),
+                records="worklogs",
+            )
+            async for page in listing:
+                entries.extend(page.records)
             issue["fields"]["worklog"] = {
                 "startAt": 0,
                 "maxResults": len(entries),

@@ -9,7 +9,7 @@ New tables: ``benefit_measurements`` (imported), ``benefit_metrics`` and ``progr
 column appended (docs/warehouse.md).
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0008
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -168,6 +168,8 @@ LEFT JOIN programs g ON g.key = pb.program_key"""
          AS program_in_progress_items,
        SUM(CASE WHEN r.in_progress_items > 0 THEN 1 ELSE 0 END)
          OVER (PARTITION BY r.person_id, r.week, r.program_key) AS program_projects_in_progress,
+       SUM(r.active_sprint_points) OVER (PARTITION BY r.person_id, r.week, r.program_key)
+         AS program_active_sprint_points,
        r.as_of
 FROM resource_load r"""
 

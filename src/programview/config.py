@@ -21,7 +21,7 @@ import types
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, NamedTuple, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -219,6 +219,30 @@ class Config(_Strict):
         return None
 
 
+# --- the shipped example ----------------------------------------------------------------------
+
+
+def example_config() -> str:
+    """The commented example config shipped with programview (``config.example.toml``)."""
+    from importlib.resources import files
+
+    return files("programview").joinpath("data", "config.example.toml").read_text("utf-8")
+
+
+def write_example_config(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write :func:`example_config` to ``path``; refuses to replace a file unless ``force``."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ConfigError(
+            f"{target} already exists: edit it, or pass --force to replace it with the example"
+        )
+    if target.is_dir():
+        raise ConfigError(f"{target} is a directory, not a config file path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(example_config(), encoding="utf-8")
+    return target
+
+
 # --- the schedule --------------------------------------------------------------------------
 
 _DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -295,7 +319,7 @@ def load_config(
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {file} (pass --config FILE or set PROGRAMVIEW_CONFIG; "
-            "config.example.toml shows every key)"
+            "`programview config init` writes a starter config with every key explained)"
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"config path {file} is a directory, not a TOML file") from None
@@ -337,9 +361,9 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             problems.append(_problem(tuple(err["loc"]), err, index, Config))
-        # Still check the connector options of the sources that are valid on their own:
-        # a typo there should not wait for the next round.
-        problems.extend(_check_connectors(_valid_sources(data.get("sources")), index))
+        # Still check every source's connector options (also of a source with a problem of
+        # its own): a typo there should not wait for the next round.
+        problems.extend(_check_connectors(_raw_sources(data.get("sources")), index))
         raise ConfigError(_sorted(problems), path) from None
     config.path = path
     problems.extend(_cross_checks(config, index))
@@ -582,7 +606,15 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
             else:
                 seen[value] = i
 
-    problems.extend(_check_connectors(list(enumerate(config.sources)), index))
+    problems.extend(
+        _check_connectors(
+            [
+                (i, SourcePart(s.kind, s.options, set(s.credentials)))
+                for i, s in enumerate(config.sources)
+            ],
+            index,
+        )
+    )
 
     programs = {p.key for p in config.programs}
     sources = {s.name: (i, s) for i, s in enumerate(config.sources)}
@@ -618,7 +650,7 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
                         f"(configured sources: {', '.join(sources) or 'none'})",
                     )
                 )
-            elif rest not in sources[name][1].scopes:
+            elif not _synced_scope(rest, sources[name][1].scopes):
                 problems.append(
                     _at(
                         loc,
@@ -710,19 +742,47 @@ def _check_register(config: Config, index: dict[Loc, int]) -> list[tuple[int | N
     return problems
 
 
-def _valid_sources(raw: Any) -> list[tuple[int, SourceConfig]]:
-    """The ``[[sources]]`` entries that validate on their own, with their positions."""
-    valid: list[tuple[int, SourceConfig]] = []
+def _synced_scope(scope: str, source_scopes: list[str]) -> bool:
+    """A project scope is synced when its source lists it, or lists a container it lies in
+    (``acme/web`` inside the GitHub organisation ``acme``, a project inside a GitLab group)."""
+    return scope in source_scopes or any(
+        scope.startswith(container.rstrip("/") + "/") for container in source_scopes
+    )
+
+
+class SourcePart(NamedTuple):
+    """What the connector checks need of one ``[[sources]]`` entry."""
+
+    kind: str
+    options: dict[str, Any]
+    credentials: set[str]
+
+
+def _raw_sources(raw: Any) -> list[tuple[int, SourcePart]]:
+    """Kind, options and credential names of every ``[[sources]]`` entry whose ``kind`` is a
+    string, whatever else is wrong with it (that is reported by the whole-file validation),
+    so its options are checked in the same pass."""
+    out: list[tuple[int, SourcePart]] = []
     for i, item in enumerate(raw if isinstance(raw, list) else []):
-        try:
-            valid.append((i, SourceConfig.model_validate(item)))
-        except ValidationError:
-            continue  # already reported by the whole-file validation
-    return valid
+        if not isinstance(item, dict) or not isinstance(item.get("kind"), str):
+            continue
+        options = item.get("options", {})
+        credentials = item.get("credentials", {})
+        out.append(
+            (
+                i,
+                SourcePart(
+                    item["kind"],
+                    options if isinstance(options, dict) else {},
+                    set(credentials) if isinstance(credentials, dict) else set(),
+                ),
+            )
+        )
+    return out
 
 
 def _check_connectors(
-    sources: list[tuple[int, SourceConfig]], index: dict[Loc, int]
+    sources: list[tuple[int, SourcePart]], index: dict[Loc, int]
 ) -> list[tuple[int | None, str]]:
     """Each source's kind is installed, its options and credentials fit that connector."""
     from programview.sync.registry import connector_entry_points, load_connector
@@ -769,7 +829,7 @@ def _check_connectors(
                     )
                 )
         if cls.credential_keys:
-            unknown = sorted(set(src.credentials) - set(cls.credential_keys))
+            unknown = sorted(src.credentials - set(cls.credential_keys))
             for key in unknown:
                 problems.append(
                     _at(
@@ -779,7 +839,7 @@ def _check_connectors(
                         f"(accepted: {', '.join(cls.credential_keys)})",
                     )
                 )
-            if not set(src.credentials) & set(cls.credential_keys):
+            if not src.credentials & set(cls.credential_keys):
                 problems.append(
                     _at(
                         ("sources", i, "credentials"),

@@ -6,6 +6,12 @@ transform, prints the report and says where the database and the HTML report are
 
 It goes through exactly the same functions as a real deployment (config parsing, migrations,
 the sync engine over real HTTP, the transform, the report); only the base URLs differ.
+
+Reproducible: the organisation is generated as of midnight UTC of the run's date (not the
+time of day), and every sync and transform runs with ``programview.clock`` frozen at the
+simulated moment, so the same seed on the same UTC date gives the same figures and alerts.
+Which sources it syncs is simply every installed connector of a kind the simulator serves
+(``SIMULATED_KINDS``): a new connector joins the demo by being installed.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from programview import clock
 from programview.config import parse_config
 from programview.progress import Progress
 from programview.sync import engine as sync_engine
@@ -54,13 +61,15 @@ def run_demo(
     progress: Progress | None = None,
     echo: Callable[[str], None] = print,
     width: int = 100,
+    now: datetime | None = None,
 ) -> DemoResult:
     """Run the demo into ``directory`` (created; its database is replaced).
 
-    The organisation starts ``weeks`` weeks in the past and is synced once a simulated week
-    until today, as a daemon would have: so the trend charts have history, and releases that
-    shipped late show as late (a Jira version's plan is only known if it was seen before it
-    shipped).
+    The organisation starts ``weeks`` weeks before midnight UTC of ``now``'s date (default:
+    the wall clock) and is synced once a simulated week until that midnight, as a daemon
+    would have: so the trend charts have history, and releases that shipped late show as
+    late (a Jira version's plan is only known if it was seen before it shipped). Only the
+    UTC date of ``now`` matters, never its time of day.
     """
     from programview.report import build_report, render_html, render_text
     from programview.simulator.generator import generate
@@ -84,7 +93,7 @@ def run_demo(
         )
 
     echo(f"Generating a simulated organisation (size {size}, seed {seed})…")
-    today = datetime.now(UTC)
+    today = clock.start_of_utc_day(now)
     org = generate(seed, size, now=today - timedelta(weeks=weeks))
     with serve(org, port=0) as sim:
         echo(f"Simulator serving Jira, GitHub and GitLab APIs at {sim.base_url}")
@@ -104,15 +113,19 @@ def run_demo(
                 org.advance(7)
             when = org.now.strftime("%Y-%m-%d")
             echo(f"Syncing {', '.join(kinds)} as of {when}, then computing the program view…")
-            result = sync_engine.sync(config, progress=progress)
-            requests += result.requests
-            # the benefits register's measurements, as a PMO would import them each week
-            measurements.write_text(org.measurements_csv(), encoding="utf-8")
-            import_measurements(engine, measurements, [b.key for b in config.benefits])
-            run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
-        verify_text = _verify(config, engine, echo) if "jira" in kinds else None
-        if verify_text:
+            with clock.frozen(org.now):
+                result = sync_engine.sync(config, progress=progress)
+                requests += result.requests
+                # the benefits register's measurements, as a PMO would import them each week
+                measurements.write_text(org.measurements_csv(), encoding="utf-8")
+                import_measurements(engine, measurements, [b.key for b in config.benefits])
+                run_transform(engine, config, as_of=org.now)
+        if "jira" in kinds:
+            with clock.frozen(org.now):
+                verify_text = _verify(config, engine, echo)
             (folder / VERIFY_FILE).write_text(verify_text, encoding="utf-8")
+        else:
+            verify_text = None
 
     try:
         report = build_report(engine)
@@ -184,7 +197,9 @@ def closing_notes(result: DemoResult) -> str:
             "  Every v_* view is described in docs/warehouse.md (Tableau, Power BI, ODBC).",
             "",
             *_verify_notes(result),
-            "Again, on your own systems: write programview.toml (see config.example.toml), then",
+            "Again, on your own systems: `programview config init` writes a programview.toml",
+            "to edit, then",
             "  programview db upgrade && programview sync && programview report",
+            "  programview export --format xlsx   # every v_* view as a spreadsheet",
         ]
     )

@@ -52,6 +52,8 @@ BACKOFF_MAX = 60.0
 RATE_FALLBACK_MAX = 120.0
 #: GitHub: "without retry-after wait at least 60 s" for secondary rate limits.
 SECONDARY_MIN_WAIT = 60.0
+#: Pace requests once fewer than this share of a rate-limit window is left (see ``_pace``).
+PACE_RESERVE = 0.1
 
 
 async def _sleep(seconds: float) -> None:
@@ -85,6 +87,33 @@ def tally_requests() -> Iterator[RequestTally]:
         yield tally
     finally:
         _tally.reset(token)
+
+
+# --- one page of a listing ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPage:
+    """A decoded answer with what paging and conditional requests need from the response.
+
+    ``links`` is the parsed ``Link`` header by ``rel`` (GitHub, GitLab next-page URLs);
+    ``not_modified`` is a ``304`` to a conditional request (``If-None-Match``): no body, and on
+    GitHub it costs no quota.
+    """
+
+    data: Any
+    status: int
+    headers: httpx.Headers
+    links: dict[str, str]
+    url: str
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
 
 
 # --- internal retry signal -----------------------------------------------------------------
@@ -133,6 +162,7 @@ class HttpClient:
         timeout: float = 60.0,
         max_retries: int = 6,
         max_wait: float = 900.0,
+        pace: bool = False,
         auth_hint: str | None = None,
         secrets: Iterable[str] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -149,6 +179,9 @@ class HttpClient:
         self._sleep_fn = sleep
         self._clock = clock
         self._secrets = _secret_strings(headers or {}, secrets)
+        #: Pacing (``pace``): earliest time the next request of a rate-limit resource may go.
+        self.pace = pace
+        self._pace_until: dict[str, float] = {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers=headers,
@@ -208,6 +241,41 @@ class HttpClient:
         """POST a JSON body (searches, GraphQL) and decode the JSON answer."""
         _, data = await self._call("POST", path, params, json, None, (200, 201), parse=True)
         return data
+
+    async def fetch_page(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> HttpPage:
+        """One page of a listing: GET (POST when ``json`` is given), decoded JSON plus headers
+        and parsed ``Link`` relations, with the same retries as :meth:`get_json` (a truncated
+        body is fetched again). ``etag`` makes it conditional: ``If-None-Match``, and a ``304``
+        comes back as a page with ``not_modified`` and no data."""
+        sent = dict(headers or {})
+        expect: tuple[int, ...] = (200, 201)
+        if etag:
+            sent["If-None-Match"] = etag
+            expect = (200, 201, 304)
+        method = "GET" if json is None else "POST"
+        response, data = await self._call(
+            method, path, params, json, sent or None, expect, parse=True
+        )
+        links = {
+            str(rel): str(link["url"])
+            for rel, link in response.links.items()
+            if isinstance(link, dict) and link.get("url")
+        }
+        return HttpPage(
+            data=data,
+            status=response.status_code,
+            headers=response.headers,
+            links=links,
+            url=str(response.url),
+        )
 
     # --- the retry loop ---------------------------------------------------------------
 
@@ -277,6 +345,13 @@ class HttpClient:
     async def _pause(self, seconds: float) -> None:
         await (self._sleep_fn or _sleep)(seconds)
 
+    async def wait(self, seconds: float, reason: str) -> None:
+        """Sleep ``seconds`` for a rate limit the API signalled in a body rather than a status
+        (GitHub GraphQL's ``RATE_LIMITED`` error in a 200), shown in progress like the others."""
+        log.warning("%s: %s; waiting %.0fs", self.source, reason, seconds)
+        self.progress.wait(self.source, seconds, reason)
+        await self._pause(seconds)
+
     async def _attempt(
         self,
         method: str,
@@ -289,6 +364,12 @@ class HttpClient:
         budget: _Budget,
         where: str,
     ) -> tuple[httpx.Response, Any]:
+        resource = _resource_of(path)
+        pause = self._pace_until.get(resource, 0.0) - self._clock()
+        if pause > 0:
+            if pause >= 1:
+                self.progress.wait(self.source, pause, f"pacing {resource} requests: quota low")
+            await self._pause(pause)
         self.requests += 1
         tally = _tally.get()
         if tally is not None:
@@ -299,11 +380,21 @@ class HttpClient:
             )
         except httpx.TimeoutException as exc:
             raise self._transient(budget, f"timed out ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            detail = self.redact(str(exc)) or type(exc).__name__
+            url = self._client.base_url
+            hint = (
+                f"is the server running? check the host {url.host} and port "
+                f"{url.port or (443 if url.scheme == 'https' else 80)} of base_url"
+            )
+            raise self._transient(budget, f"connection failed ({detail}; {hint})") from None
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
             detail = self.redact(str(exc)) or type(exc).__name__
             raise self._transient(budget, f"connection failed ({detail})") from None
 
         status = response.status_code
+        if self.pace:
+            self._pace(response, resource)
         limited = self._rate_limit(response, budget)
         if limited is not None:
             delay, reason = limited
@@ -325,7 +416,7 @@ class HttpClient:
 
         if status in expect:
             data: Any = None
-            if parse and status != 204 and response.content:
+            if parse and status not in (204, 304) and response.content:
                 try:
                     data = response.json()
                 except ValueError as exc:
@@ -344,6 +435,32 @@ class HttpClient:
         budget.transient += 1
         delay = min(BACKOFF_MAX, 2.0 ** (budget.transient - 1)) + random.uniform(0, 1)
         return _Retry(reason, delay=delay, rate_limited=False, status=status)
+
+    # --- pacing ----------------------------------------------------------------------
+
+    def _pace(self, response: httpx.Response, resource: str) -> None:
+        """Spread what is left of a rate-limit window over the time until it resets.
+
+        Below ``PACE_RESERVE`` of the limit, the next request of the same resource waits
+        ``seconds to reset / requests left``, so a sync never runs the quota dry, and several
+        sources sharing one token (each reading the same headers) slow down together.
+        """
+        h = response.headers
+        remaining = h.get("x-ratelimit-remaining", h.get("ratelimit-remaining"))
+        limit = h.get("x-ratelimit-limit", h.get("ratelimit-limit"))
+        reset = h.get("x-ratelimit-reset", h.get("ratelimit-reset"))
+        if remaining is None or limit is None or reset is None:
+            return
+        try:
+            left, total = int(remaining), int(limit)
+        except ValueError:
+            return
+        now = self._clock()
+        until = _until(reset, now)
+        if total <= 0 or left <= 0 or until is None or left > total * PACE_RESERVE:
+            self._pace_until.pop(resource, None)
+            return
+        self._pace_until[resource] = now + min(until / left, self.max_wait)
 
     # --- classifying answers ----------------------------------------------------------
 
@@ -446,6 +563,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def _resource_of(path: str) -> str:
+    """The rate-limit resource a request counts against (GitHub keeps GraphQL apart)."""
+    return "graphql" if path.split("?", 1)[0].rstrip("/").endswith("/graphql") else "core"
 
 
 def _until(value: str, now: float) -> float | None:

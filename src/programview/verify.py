@@ -34,12 +34,13 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import sqlalchemy as sa
 
+from programview import clock
 from programview.errors import ConfigError, ProgramviewError, SchemaOutdated
 from programview.sync.connector import SprintRef, SprintReport, SprintReportItem
 from programview.warehouse import db
@@ -432,7 +433,7 @@ WHERE s.source_name = :source AND s.state = 'closed'
             "some closed sprints have no figures yet: run `programview transform` first"
         )
     sprints.sort(key=lambda s: (s["project_key"] or "", s["completed_at"] or s["end_at"], s["id"]))
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = clock.utc_now()
     figures = sprint_item_figures(conn, [s["id"] for s in sprints], now)
     ids = sorted({f.work_item_id for f in figures})
     estimates: dict[str, list[tuple[datetime, float | None, float | None]]] = defaultdict(list)

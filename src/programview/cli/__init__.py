@@ -18,6 +18,7 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     daemon,
     db,
     demo,
+    export,
     report,
     simulate,
     sync,

@@ -1,4 +1,5 @@
-"""``programview config check``: validate the config file and show what it configures.
+"""``programview config check`` and ``config init``: validate the config file and show what
+it configures; write a starter config.
 
 Why a separate check: a typo in a scope or a missing environment variable should show up when
 the file is edited, not at 3 a.m. in the daemon's log. Exit 0 with a short summary, or exit 2
@@ -10,12 +11,29 @@ from __future__ import annotations
 import click
 
 from programview.cli._common import handle_errors, main_group
-from programview.config import Config, load_config
+from programview.config import Config, load_config, resolve_path, write_example_config
 
 
 @main_group.group("config")
 def config_group() -> None:
-    """Check the configuration file."""
+    """Write and check the configuration file."""
+
+
+@config_group.command("init")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@click.pass_context
+@handle_errors
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a starter config (every key, commented) to --config, else ./programview.toml.
+
+    It is the shipped config.example.toml: it passes `config check` once the two Jira
+    variables it references are exported. Exit 2 if the file exists (use --force).
+    """
+    target = write_example_config(resolve_path(ctx.obj.get("config_path")), force=force)
+    click.echo(f"wrote {target}")
+    click.echo("next: edit its sources, scopes, programs and projects, then")
+    click.echo("  export JIRA_EMAIL=you@example.com JIRA_API_TOKEN=...")
+    click.echo(f"  programview --config {target} config check")
 
 
 @config_group.command("check")

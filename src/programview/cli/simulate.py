@@ -85,8 +85,11 @@ def simulate(
     except FaultSpecError as exc:
         click.echo(f"error: --faults: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from exc
+    from programview.clock import start_of_utc_day
+
     started = time.perf_counter()
-    org = generate(seed=seed, size=size)
+    # Current as of today (midnight UTC: the same organisation all day long).
+    org = generate(seed=seed, size=size, now=start_of_utc_day())
     click.echo(
         f"# generated {len(org.items)} work items in {len(org.projects)} projects, "
         f"{len(org.programs)} programs ({time.perf_counter() - started:.1f} s)",
@@ -95,7 +98,10 @@ def simulate(
     with serve(
         org, port=port, latency_ms=latency_ms, faults=plan, retry_after_s=retry_after
     ) as sim:
-        click.echo(f"# programview API simulator (seed {seed}, size {size})")
+        click.echo(
+            f"# programview API simulator (seed {seed}, size {size}, data as of "
+            f"{org.now:%Y-%m-%d %H:%M} UTC)"
+        )
         click.echo(f"#   Jira Cloud:       {sim.jira_url}")
         click.echo(f"#   Jira Data Center: {sim.jira_dc_url}")
         click.echo(f"#   GitHub:           {sim.github_url}  (GraphQL: {sim.github_url}/graphql)")

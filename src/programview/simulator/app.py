@@ -900,6 +900,9 @@ class SimApp:
         for name, value in self.limiters[api].headers(resource).items():
             if name.lower() not in response.headers:
                 response.headers[name] = value
+        # The simulated world's clock, as real servers send theirs: a client that stamps
+        # observations with the server's Date stays in simulated time.
+        response.headers["date"] = http_date(self.org.now)
         if api == GITHUB:
             response.headers.setdefault("x-github-request-id", request_id)
             response.headers.setdefault("x-github-media-type", "github.v3; format=json")

@@ -28,28 +28,13 @@ served as ``/repositories/{id}/…``, the form GitHub's ``Link`` URLs use:
   ``direction``; ``due_on`` is US-Pacific midnight in UTC, ``T07:00:00Z``/``T08:00:00Z``),
   ``GET /repos/{o}/{r}/releases`` (shipped milestones, newest first), ``GET …/labels``,
   ``GET /orgs/{org}/issue-types``, ``GET /rate_limit`` (not counted, as on GitHub).
+* ``GET /orgs/{org}``, ``GET /orgs/{org}/repos`` and ``GET /user/repos`` (``sort``,
+  ``direction``, ``Link`` paging; the organisation also has one *archived* repository,
+  ``ARCHIVED_REPO``, listed but empty), ``GET /repos/{o}/{r}/pulls`` (``state``, ``sort``
+  created|updated, ``direction``; no ``since``, as on GitHub).
 
-GraphQL ``POST /graphql`` — not a GraphQL engine. The query text is *recognised* by its
-fields and arguments (literal or ``$variable``, defaults from the operation header):
-
-* ``organization(login:) { projectV2(number:) { id title number url
-  fields(first:) { nodes {…} } items(first:, after:) { totalCount
-  pageInfo { hasNextPage endCursor } nodes { id type createdAt updatedAt isArchived
-  content { … on Issue|PullRequest|DraftIssue {…} } fieldValues(first:) { nodes {…} } } } } }``
-* ``rateLimit { limit cost remaining resetAt used nodeCount }`` and ``viewer { login }``.
-
-Each block is answered only when its field name appears in the query; inside, a fixed
-superset is returned, except that inline fragments decide what a union member shows:
-``content`` and field-value/field nodes carry their type's fields only when the query has
-``... on <Type>`` (or ``... on ProjectV2FieldCommon`` for field name/id/dataType), and
-``__typename`` only when the query asks for it — so a connector that forgets a fragment
-sees ``{}`` as on GitHub. Field values: ``Title`` (text), ``Status`` (single select),
-``Estimate`` (number, when estimated), ``Iteration`` (the item's current sprint),
-``Target date`` (date, when due). Items are in position order (creation); cursors are
-opaque keys, so deletions between pages never skip an item. ``first`` must be given and
-be 0..100 (else ``MISSING_PAGINATION_BOUNDARIES`` / ``EXCESSIVE_PAGINATION``); an unknown
-organisation or project is ``NOT_FOUND`` with a ``path``, all as HTTP 200 with
-``errors``. Aliases and named fragments are not understood.
+GraphQL ``POST /graphql`` is executed for real against GitHub's published schema:
+see ``programview.simulator.github_graphql``.
 
 Lists are computed from per-organisation indexes rebuilt after each ``advance()`` (keyed
 by the number of advances, the clock and the item count); a test that edits generator
@@ -61,7 +46,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-import re
 import weakref
 import zlib
 from collections import OrderedDict
@@ -90,7 +74,6 @@ from programview.simulator.app import (
 )
 from programview.simulator.generator import (
     DONE,
-    GITHUB_PROJECT_STATUS,
     GITHUB_TYPES,
     Item,
     Organisation,
@@ -656,6 +639,139 @@ def release_json(ctx: Ctx, scope: Scope, rel: Release) -> dict[str, Any]:
     }
 
 
+#: An archived repository of the organisation: listed by ``/orgs/{org}/repos`` (so an
+#: organisation scope must skip it), with nothing in it.
+ARCHIVED_REPO = "legacy-portal"
+ARCHIVED_REPO_ID = 699_999_999
+
+
+def org_json(ctx: Ctx, *, full: bool = True) -> dict[str, Any]:
+    """``GET /orgs/{org}`` (``full``) or the ``organization-simple`` of listings."""
+    login = ctx.org.github_org
+    oid = 9_000_000 + zlib.crc32(login.encode()) % 1_000_000
+    api = f"{ctx.base_url}/orgs/{login}"
+    body: dict[str, Any] = {
+        "login": login,
+        "id": oid,
+        "node_id": _node("O_kgDO", oid),
+        "url": api,
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events",
+        "hooks_url": f"{api}/hooks",
+        "issues_url": f"{api}/issues",
+        "members_url": f"{api}/members{{/member}}",
+        "public_members_url": f"{api}/public_members{{/member}}",
+        "avatar_url": f"{_web(ctx)}/avatars/u/{oid}?v=4",
+        "description": "Acme Corp",
+    }
+    if full:
+        repos = len(ctx.org.scopes_of("github")) + 1
+        body.update(
+            {
+                "name": "Acme Corp",
+                "company": None,
+                "blog": "",
+                "location": None,
+                "email": None,
+                "is_verified": False,
+                "has_organization_projects": True,
+                "has_repository_projects": True,
+                "public_repos": 0,
+                "public_gists": 0,
+                "followers": 0,
+                "following": 0,
+                "html_url": f"{_web(ctx)}/{login}",
+                "created_at": github_time(datetime(2019, 5, 1, 9, 0, tzinfo=UTC)),
+                "updated_at": github_time(_generation_time(ctx.org)),
+                "type": "Organization",
+                "total_private_repos": repos,
+                "owned_private_repos": repos,
+                "plan": {"name": "team", "space": 976562499, "private_repos": 999999},
+            }
+        )
+    return body
+
+
+def archived_repo_json(ctx: Ctx) -> dict[str, Any]:
+    """The organisation's archived repository (see ``ARCHIVED_REPO``)."""
+    login = ctx.org.github_org
+    path = f"{login}/{ARCHIVED_REPO}"
+    created = github_time(datetime(2021, 3, 1, 9, 0, tzinfo=UTC))
+    return {
+        "id": ARCHIVED_REPO_ID,
+        "node_id": _node("R_kgDO", ARCHIVED_REPO_ID),
+        "name": ARCHIVED_REPO,
+        "full_name": path,
+        "private": True,
+        "owner": {"login": login, "type": "Organization", "site_admin": False},
+        "html_url": f"{_web(ctx)}/{path}",
+        "description": "The old portal (read only)",
+        "fork": False,
+        "url": f"{ctx.base_url}/repos/{path}",
+        "created_at": created,
+        "updated_at": created,
+        "pushed_at": created,
+        "has_issues": True,
+        "has_projects": False,
+        "archived": True,
+        "disabled": False,
+        "open_issues_count": 0,
+        "open_issues": 0,
+        "visibility": "private",
+        "default_branch": "main",
+    }
+
+
+def pull_json(ctx: Ctx, pr: PullRequest) -> dict[str, Any]:
+    """A pull request as ``GET /repos/{o}/{r}/pulls`` lists it."""
+    scope = pr.scope
+    api = f"{ctx.base_url}/repos/{scope.path}/pulls/{pr.number}"
+    html = f"{_web(ctx)}/{scope.path}/pull/{pr.number}"
+    assignees = [user_json(ctx, pr.assignee)] if pr.assignee is not None else []
+    repo = {"id": scope.native_id, "full_name": scope.path, "name": scope.path.split("/", 1)[1]}
+    return {
+        "url": api,
+        "id": pr.id,
+        "node_id": _node("PR_kwDO", pr.id),
+        "html_url": html,
+        "diff_url": f"{html}.diff",
+        "patch_url": f"{html}.patch",
+        "issue_url": f"{ctx.base_url}/repos/{scope.path}/issues/{pr.number}",
+        "number": pr.number,
+        "state": pr.github_state,
+        "locked": False,
+        "title": pr.title,
+        "user": user_json(ctx, pr.author),
+        "body": f"{pr.title}.\n\nPart of the {scope.name} roadmap.",
+        "labels": [],
+        "milestone": None,
+        "active_lock_reason": None,
+        "created_at": github_time(pr.created),
+        "updated_at": github_time(pr.updated),
+        "closed_at": github_time(pr.closed),
+        "merged_at": github_time(pr.merged),
+        "merge_commit_sha": _hex(f"merge:{pr.id}", 40) if pr.merged else None,
+        "assignee": assignees[0] if assignees else None,
+        "assignees": assignees,
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "head": {
+            "label": f"{scope.owner}:feature-{pr.number}",
+            "ref": f"feature-{pr.number}",
+            "sha": _hex(f"head:{pr.id}", 40),
+            "repo": repo,
+        },
+        "base": {
+            "label": f"{scope.owner}:main",
+            "ref": "main",
+            "sha": _hex(f"base:{pr.id}", 40),
+            "repo": repo,
+        },
+        "author_association": "MEMBER",
+        "draft": False,
+    }
+
+
 # --- issue events (from the item history) -----------------------------------------------
 
 
@@ -878,6 +994,40 @@ def register(router: Router) -> None:
 
         return deco
 
+    @router.get(GITHUB, "/orgs/{org}")
+    def organization(ctx: Ctx) -> Response:
+        _check_version(ctx)
+        if ctx.params["org"].lower() != ctx.org.github_org:
+            raise ctx.error(404, "Not Found")
+        return ctx.json(org_json(ctx), etag=True)
+
+    def repo_list(ctx: Ctx, suffix: str) -> Response:
+        """Repositories sorted as GitHub does (``sort`` full_name|created|updated|pushed;
+        ``direction`` asc for full_name, else desc), paged with ``Link``."""
+        sort = _enum(ctx, "sort", ("full_name", "created", "updated", "pushed"), "full_name")
+        direction = _enum(ctx, "direction", DIRECTIONS, "asc" if sort == "full_name" else "desc")
+        rows = [repo_json(ctx, sc) for sc in ctx.org.scopes_of("github")]
+        rows.append(archived_repo_json(ctx))
+        field = {"full_name": "full_name", "created": "created_at"}.get(sort, "updated_at")
+        rows.sort(key=lambda r: (r[field], r["id"]), reverse=direction == "desc")
+        page, per_page = _paging(ctx)
+        chunk = page_slice(rows, page, per_page)
+        headers = github_link_header(ctx, page, per_page, len(rows), suffix)
+        return ctx.json(list(chunk), headers=headers, etag=True)
+
+    @router.get(GITHUB, "/orgs/{org}/repos")
+    def org_repos(ctx: Ctx) -> Response:
+        _check_version(ctx)
+        if ctx.params["org"].lower() != ctx.org.github_org:
+            raise ctx.error(404, "Not Found")
+        _enum(ctx, "type", ("all", "public", "private", "forks", "sources", "member"), "all")
+        return repo_list(ctx, f"/orgs/{ctx.org.github_org}/repos")
+
+    @router.get(GITHUB, "/user/repos")
+    def user_repos(ctx: Ctx) -> Response:
+        _check_version(ctx)
+        return repo_list(ctx, "/user/repos")
+
     @router.get(GITHUB, "/user")
     def user(ctx: Ctx) -> Response:
         _check_version(ctx)
@@ -928,6 +1078,24 @@ def register(router: Router) -> None:
         scope = _scope_of(ctx)
         rows = _filtered_issues(ctx, scope)
         return _paged(ctx, scope, "/issues", rows, lambda r: record_json(ctx, r))
+
+    @repo_get("/pulls")
+    def pulls(ctx: Ctx) -> Response:
+        """Pull requests: ``state`` open (default)|closed|all, ``sort`` created (default)|
+        updated|popularity|long-running, ``direction`` (desc unless sort is created… GitHub:
+        desc by default for every sort). No ``since`` (as on GitHub)."""
+        scope = _scope_of(ctx)
+        state = _enum(ctx, "state", ISSUE_STATES, "open")
+        sort = _enum(ctx, "sort", ("created", "updated", "popularity", "long-running"), "created")
+        direction = _enum(ctx, "direction", DIRECTIONS, "desc")
+        rows = [
+            p for p in _index(ctx.org).prs[scope.path] if state == "all" or p.github_state == state
+        ]
+        key: Callable[[PullRequest], Any] = (
+            (lambda p: (p.updated, p.id)) if sort == "updated" else (lambda p: (p.created, p.id))
+        )
+        rows.sort(key=key, reverse=direction == "desc")
+        return _paged(ctx, scope, "/pulls", rows, lambda p: pull_json(ctx, p))
 
     @repo_get("/issues/events")
     def repo_events(ctx: Ctx) -> Response:
@@ -1053,6 +1221,8 @@ def register(router: Router) -> None:
 
     @router.post(GITHUB, "/graphql")
     def graphql(ctx: Ctx) -> Response:
+        from programview.simulator.github_graphql import graphql_answer
+
         return ctx.json(graphql_answer(ctx))
 
 
@@ -1065,103 +1235,7 @@ def _uncount(limiter: RateLimiter) -> None:
         window.used -= 1
 
 
-# --- GraphQL ---------------------------------------------------------------------------
-
-_ARG = re.compile(r'(\w+)\s*:\s*("(?:[^"\\]|\\.)*"|\$\w+|-?\d+(?:\.\d+)?|\w+)')
-_VAR_DEF = re.compile(r"\$(\w+)\s*:\s*[\w!\[\]]+\s*(?:=\s*(\"(?:[^\"\\]|\\.)*\"|-?\d+|\w+))?")
-
-
-class _GraphQLError(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message"))
-        self.error = error
-
-
-def _literal(text: str) -> Any:
-    if text.startswith('"'):
-        return text[1:-1].replace('\\"', '"')
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    if text in ("true", "false"):
-        return text == "true"
-    return None if text == "null" else text
-
-
-def _find_field(query: str, name: str) -> re.Match[str] | None:
-    return re.search(rf"\b{name}\s*(\(([^)]*)\))?\s*\{{", query)
-
-
-def _field_args(query: str, name: str, variables: dict[str, Any]) -> dict[str, Any] | None:
-    """Arguments of the first ``name(...) {`` in the query (None when the field is absent;
-    {} when it has no arguments)."""
-    m = _find_field(query, name)
-    if m is None:
-        return None
-    args: dict[str, Any] = {}
-    for key, raw in _ARG.findall(m.group(2) or ""):
-        args[key] = variables.get(raw[1:]) if raw.startswith("$") else _literal(raw)
-    return args
-
-
-def _block(query: str, name: str) -> str:
-    """The selection set (text between the braces) of the first ``name … {`` ("" if
-    absent), so fragments and ``__typename`` are looked up where they were asked for."""
-    m = _find_field(query, name)
-    if m is None:
-        return ""
-    depth, pos = 1, m.end()
-    while pos < len(query) and depth:
-        depth += {"{": 1, "}": -1}.get(query[pos], 0)
-        pos += 1
-    return query[m.end() : pos - 1]
-
-
-def _has_fragment(query: str, type_name: str) -> bool:
-    return re.search(rf"\.\.\.\s*on\s+{type_name}\b", query) is not None
-
-
-def _first(args: dict[str, Any], connection: str, path: list[str]) -> int:
-    first = args.get("first")
-    if first is None and args.get("last") is None:
-        raise _GraphQLError(
-            {
-                "type": "MISSING_PAGINATION_BOUNDARIES",
-                "path": path,
-                "message": f"You must provide a `first` or `last` value to properly paginate "
-                f"the `{connection}` connection.",
-            }
-        )
-    value = first if first is not None else args.get("last")
-    if not isinstance(value, int) or value < 0 or value > 100:
-        raise _GraphQLError(
-            {
-                "type": "EXCESSIVE_PAGINATION",
-                "path": path,
-                "message": f"Requesting {value} records on the `{connection}` connection exceeds "
-                f"the `{'first' if first is not None else 'last'}` limit of 100 records.",
-            }
-        )
-    return value
-
-
-def _cursor(key: tuple[int, int]) -> str:
-    return base64.b64encode(f"v2:{key[0]}:{key[1]}".encode()).decode()
-
-
-def _uncursor(text: str) -> tuple[int, int]:
-    try:
-        raw = base64.b64decode(text.encode(), validate=True).decode()
-        tag, a, b = raw.split(":")
-        if tag != "v2":
-            raise ValueError(raw)
-        return int(a), int(b)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _GraphQLError(
-            {
-                "type": "INVALID_CURSOR_ARGUMENTS",
-                "message": f"`{text}` does not appear to be a valid cursor.",
-            }
-        ) from exc
+# --- GraphQL data (executed by programview.simulator.github_graphql) --------------------
 
 
 _DRAFT_ID = 3_000_000_000
@@ -1229,354 +1303,3 @@ def _iteration_json(spr: Sprint) -> dict[str, Any]:
         "startDate": iso_date(spr.start),
         "duration": max(1, round((spr.end - spr.start).total_seconds() / 86400)),
     }
-
-
-class _Shaper:
-    """Applies the query's inline fragments and ``__typename`` requests to union members."""
-
-    def __init__(self, selection: str) -> None:
-        self.query = selection
-        self.typename = re.search(r"^\s*__typename\b|[{\s]__typename\b", selection) is not None
-        self._cache: dict[str, bool] = {}
-
-    def has(self, type_name: str) -> bool:
-        if type_name not in self._cache:
-            self._cache[type_name] = _has_fragment(self.query, type_name)
-        return self._cache[type_name]
-
-    def member(self, typename: str, fields: dict[str, Any], *interfaces: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"__typename": typename} if self.typename else {}
-        if self.has(typename) or any(self.has(i) for i in interfaces):
-            out.update(fields)
-        return out
-
-
-def _fields_json(org: Organisation, shaper: _Shaper) -> list[dict[str, Any]]:
-    sprints = _github_sprints(org)
-    out = []
-    for name, typename, data_type in _FIELDS:
-        common = {"id": _field_id(name), "name": name, "dataType": data_type}
-        node = shaper.member(typename, common, "ProjectV2FieldCommon")
-        if typename == "ProjectV2SingleSelectField" and shaper.has(typename):
-            node["options"] = [
-                {
-                    "id": _option_id(label),
-                    "name": label,
-                    "nameHTML": label,
-                    "color": ("GRAY", "YELLOW", "BLUE", "GREEN")[i],
-                    "description": "",
-                    "descriptionHTML": "",
-                }
-                for i, label in enumerate(GITHUB_PROJECT_STATUS.values())
-            ]
-        if typename == "ProjectV2IterationField" and shaper.has(typename):
-            first = sprints[0].start if sprints else _generation_time(org)
-            node["configuration"] = {
-                "duration": 14,
-                "startDay": first.isoweekday(),
-                "iterations": [_iteration_json(s) for s in sprints if s.state != "closed"],
-                "completedIterations": [
-                    _iteration_json(s) for s in reversed(sprints) if s.state == "closed"
-                ],
-            }
-        out.append(node)
-    return out
-
-
-def _field_values(org: Organisation, rec: Record | None, shaper: _Shaper) -> list[dict[str, Any]]:
-    def ref(name: str) -> dict[str, Any]:
-        return {"id": _field_id(name), "name": name}
-
-    def stamp(at: datetime) -> dict[str, Any]:
-        return {"createdAt": github_time(at), "updatedAt": github_time(at)}
-
-    if rec is None:
-        title, status, at = "Spike: evaluate new search provider", "todo", _generation_time(org)
-    else:
-        title = rec.title
-        at = rec.created
-        if isinstance(rec, PullRequest):
-            status = DONE if rec.closed else "in_review"
-        else:
-            status = rec.status
-    values = [
-        shaper.member(
-            "ProjectV2ItemFieldTextValue",
-            {"text": title, "field": ref("Title"), **stamp(at)},
-            "ProjectV2ItemFieldValueCommon",
-        )
-    ]
-    status_name = GITHUB_PROJECT_STATUS[status]
-    values.append(
-        shaper.member(
-            "ProjectV2ItemFieldSingleSelectValue",
-            {
-                "name": status_name,
-                "nameHTML": status_name,
-                "optionId": _option_id(status_name),
-                "color": "GRAY",
-                "field": ref("Status"),
-                **stamp(rec.updated if rec is not None else at),
-            },
-            "ProjectV2ItemFieldValueCommon",
-        )
-    )
-    if isinstance(rec, Item):
-        if rec.points is not None:
-            values.append(
-                shaper.member(
-                    "ProjectV2ItemFieldNumberValue",
-                    {
-                        "number": float(rec.points),
-                        "field": ref("Estimate"),
-                        **stamp(rec.points_history[-1].at),
-                    },
-                    "ProjectV2ItemFieldValueCommon",
-                )
-            )
-        spr = org.current_sprint(rec)
-        if spr is not None:
-            it = _iteration_json(spr)
-            values.append(
-                shaper.member(
-                    "ProjectV2ItemFieldIterationValue",
-                    {
-                        "iterationId": it["id"],
-                        "title": it["title"],
-                        "titleHTML": it["titleHTML"],
-                        "startDate": it["startDate"],
-                        "duration": it["duration"],
-                        "field": ref("Iteration"),
-                        **stamp(rec.created),
-                    },
-                    "ProjectV2ItemFieldValueCommon",
-                )
-            )
-        if rec.due is not None:
-            values.append(
-                shaper.member(
-                    "ProjectV2ItemFieldDateValue",
-                    {"date": iso_date(rec.due), "field": ref("Target date"), **stamp(rec.created)},
-                    "ProjectV2ItemFieldValueCommon",
-                )
-            )
-    return values
-
-
-def _item_node(
-    ctx: Ctx,
-    key: tuple[int, int],
-    rec: Record | None,
-    shapers: tuple[_Shaper, _Shaper],
-    n_values: int,
-) -> dict[str, Any]:
-    """One ``ProjectV2Item``; ``shapers`` are those of the ``content`` and ``fieldValues``
-    selections."""
-    shaper, value_shaper = shapers
-    org = ctx.org
-    web = _web(ctx)
-    if rec is None:
-        kind = "DRAFT_ISSUE"
-        content = shaper.member(
-            "DraftIssue",
-            {"id": _node("DI_lADO", _DRAFT_ID), "title": "Spike: evaluate new search provider"},
-        )
-        created = updated = _generation_time(org) - timedelta(days=3)
-    elif isinstance(rec, PullRequest):
-        kind = "PULL_REQUEST"
-        content = shaper.member(
-            "PullRequest",
-            {
-                "id": _node("PR_kwDO", rec.id),
-                "number": rec.number,
-                "title": rec.title,
-                "url": f"{web}/{rec.scope.path}/pull/{rec.number}",
-                "state": "MERGED" if rec.merged else ("CLOSED" if rec.closed else "OPEN"),
-                "repository": {"nameWithOwner": rec.scope.path},
-            },
-        )
-        created, updated = rec.created, rec.updated
-    else:
-        kind = "ISSUE"
-        content = shaper.member(
-            "Issue",
-            {
-                "id": _node("I_kwDO", rec.id),
-                "databaseId": rec.id,
-                "number": rec.number,
-                "title": rec.title,
-                "url": f"{web}/{rec.scope.path}/issues/{rec.number}",
-                "state": "CLOSED" if rec.status == DONE else "OPEN",
-                "repository": {"nameWithOwner": rec.scope.path},
-            },
-        )
-        created, updated = rec.created, rec.updated
-    values = _field_values(org, rec, value_shaper)
-    return {
-        "id": f"PVTI_lADO{_b64(f'{key[1]}')}",
-        "type": kind,
-        "createdAt": github_time(created),
-        "updatedAt": github_time(updated),
-        "isArchived": False,
-        "content": content,
-        "fieldValues": {"nodes": values[:n_values]},
-    }
-
-
-def graphql_answer(ctx: Ctx) -> dict[str, Any]:
-    """The JSON answer to one GraphQL request (see the module docstring for the shapes)."""
-    payload = ctx.json_body()  # not JSON: 400 in GitHub's REST error shape
-    query = payload.get("query") if isinstance(payload, dict) else None
-    if not isinstance(query, str) or not query.strip():
-        return {
-            "errors": [{"message": "A query attribute must be specified and must be a string."}]
-        }
-    variables = payload.get("variables") or {}
-    if not isinstance(variables, dict):
-        variables = {}
-    query = re.sub(r"#[^\n]*", "", query)
-    header = re.match(r"\s*(?:query|mutation)?\s*\w*\s*\(([^)]*)\)", query)
-    if header:
-        for name, default in _VAR_DEF.findall(header.group(1)):
-            if name not in variables and default:
-                variables[name] = _literal(default)
-        query = query[header.end() :]
-    data: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
-    node_count = 0
-    requests = 1
-    try:
-        org_args = _field_args(query, "organization", variables)
-        if org_args is not None:
-            login = org_args.get("login")
-            if str(login).lower() != ctx.org.github_org:
-                data["organization"] = None
-                errors.append(
-                    {
-                        "type": "NOT_FOUND",
-                        "path": ["organization"],
-                        "message": f"Could not resolve to an Organization with the login of "
-                        f"'{login}'.",
-                    }
-                )
-            else:
-                proj, node_count, requests = _project_answer(ctx, query, variables, errors)
-                data["organization"] = {"login": ctx.org.github_org, **proj}
-        if _field_args(query, "viewer", variables) is not None:
-            data["viewer"] = {"login": ctx.user.login, "id": _node("U_kgDO", 1 + ctx.user.id)}
-        if re.search(r"\brateLimit\b", query):
-            cost = max(1, round(requests / 100))
-            limit, used, remaining, reset = ctx.app.limiters[GITHUB].state("graphql")
-            data["rateLimit"] = {
-                "limit": limit,
-                "cost": cost,
-                "remaining": max(0, remaining - cost),
-                "used": used + cost,
-                "resetAt": github_time(datetime.fromtimestamp(reset, UTC)),
-                "nodeCount": node_count,
-            }
-    except _GraphQLError as exc:
-        return {"data": None, "errors": [exc.error]}
-    if not data and not errors:
-        return {
-            "errors": [
-                {
-                    "message": "programview simulator: unsupported GraphQL query; it understands "
-                    "organization{projectV2{fields items}}, rateLimit and viewer only",
-                }
-            ]
-        }
-    answer: dict[str, Any] = {"data": data}
-    if errors:
-        answer["errors"] = errors
-    return answer
-
-
-def _project_answer(
-    ctx: Ctx,
-    query: str,
-    variables: dict[str, Any],
-    errors: list[dict[str, Any]],
-) -> tuple[dict[str, Any], int, int]:
-    """``{"projectV2": …}`` plus (node count, connection requests) for the cost."""
-    org = ctx.org
-    args = _field_args(query, "projectV2", variables)
-    if args is None:
-        return {}, 0, 1
-    number = args.get("number")
-    if number != org.github_project_number:
-        errors.append(
-            {
-                "type": "NOT_FOUND",
-                "path": ["organization", "projectV2"],
-                "message": f"Could not resolve to a ProjectV2 with the number {number}.",
-            }
-        )
-        return {"projectV2": None}, 0, 1
-    project: dict[str, Any] = {
-        "id": f"PVT_kwDO{_hex('project', 10)}",
-        "title": PROJECT_TITLE,
-        "number": org.github_project_number,
-        "url": f"{_web(ctx)}/orgs/{org.github_org}/projects/{org.github_project_number}",
-        "closed": False,
-        "public": False,
-        "updatedAt": github_time(
-            max((i.updated for i in org.live_items() if i.system == "github"), default=org.now)
-        ),
-    }
-    nodes = 0
-    requests = 1
-    base = ["organization", "projectV2"]
-    fields_args = _field_args(query, "fields", variables)
-    if fields_args is not None:
-        n = _first(fields_args, "fields", [*base, "fields"])
-        all_fields = _fields_json(org, _Shaper(_block(query, "fields")))
-        project["fields"] = {
-            "totalCount": len(all_fields),
-            "pageInfo": {
-                "hasNextPage": n < len(all_fields),
-                "hasPreviousPage": False,
-                "endCursor": _b64(str(min(n, len(all_fields)))) if n else None,
-                "startCursor": _b64("1") if n else None,
-            },
-            "nodes": all_fields[:n],
-        }
-        nodes += n
-        requests += 1
-    items_args = _field_args(query, "items", variables)
-    if items_args is not None:
-        n = _first(items_args, "items", [*base, "items"])
-        fv_args = _field_args(query, "fieldValues", variables)
-        n_values = _first(fv_args, "fieldValues", [*base, "items", "fieldValues"]) if fv_args else 0
-        rows = _project_items(org)
-        start = 0
-        after = items_args.get("after")
-        if after:
-            key = _uncursor(str(after))
-            lo, hi = 0, len(rows)
-            while lo < hi:  # first row with key > cursor key
-                mid = (lo + hi) // 2
-                if rows[mid][0] <= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            start = lo
-        page = rows[start : start + n]
-        items_block = _block(query, "items")
-        shapers = (
-            _Shaper(_block(items_block, "content")),
-            _Shaper(_block(_block(items_block, "fieldValues"), "nodes")),
-        )
-        project["items"] = {
-            "totalCount": len(rows),
-            "pageInfo": {
-                "hasNextPage": start + len(page) < len(rows),
-                "hasPreviousPage": start > 0,
-                "endCursor": _cursor(page[-1][0]) if page else None,
-                "startCursor": _cursor(page[0][0]) if page else None,
-            },
-            "nodes": [_item_node(ctx, key, rec, shapers, n_values) for key, rec in page],
-        }
-        nodes += n * (1 + n_values)
-        requests += 1 + (n if fv_args else 0)
-    return {"projectV2": project}, nodes, requests

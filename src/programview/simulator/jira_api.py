@@ -1033,7 +1033,7 @@ class _Render:
             components=[],
             issueTypes=[self.issuetype(t) for t in _TYPE_IDS],
             assigneeType="UNASSIGNED",
-            versions=[self.version(r) for r in self.org.releases_of(sc)],
+            versions=[self.version(r, full=True) for r in self.org.releases_of(sc)],
             archived=False,
             roles={},
         )

@@ -122,6 +122,7 @@ def serve(
         log_level="warning",
         lifespan="off",
         access_log=False,
+        date_header=False,  # the app sends the simulated clock's Date
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -76,16 +76,85 @@ class Page:
 
     records: list[Raw]
     cursor: dict[str, Any] | None = None
+    #: The records are partial payloads to merge into the stored raw payloads of the same
+    #: ids (e.g. Projects field values of an issue whose REST payload did not change); the
+    #: merged payload is hashed, mapped and stored as usual. Ids never stored are ignored.
+    patch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time window a stream reads this run, on its ``cursor_field``.
+
+    ``since`` is an inclusive lower bound (``None``: from the beginning), ``until`` an
+    inclusive upper bound (``None``: up to now); both aware UTC. An incremental run reads from
+    the committed cursor minus the lookback (clock skew, minute-precision filters, search index
+    lag: the overlap is deduplicated by stable id); a backfill reads its own window.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    def contains(self, moment: datetime | None) -> bool:
+        """Whether ``moment`` (naive UTC or aware) falls inside the window."""
+        if moment is None:
+            return not self.bounded
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        if self.since is not None and aware < self.since:
+            return False
+        return self.until is None or aware <= self.until
 
 
 @dataclass(slots=True)
 class SyncOptions:
-    """What the engine tells a stream about this run."""
+    """What the engine tells a stream about this run.
+
+    ``window`` is computed by the engine, once, from the stream's declared ``cursor_field``
+    and its committed cursor (see :meth:`window_for`); streams read ``window.since`` /
+    ``window.until`` and never do cursor or lookback arithmetic of their own.
+    """
 
     full: bool = False  # ignore cursors: re-read everything (still skips unchanged by hash)
     since: datetime | None = None  # backfill window start (UTC)
     until: datetime | None = None  # backfill window end (UTC)
     lookback_minutes: int = 10
+    window: Window = field(default_factory=Window)
+
+    @property
+    def backfill(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(minutes=self.lookback_minutes)
+
+    def window_for(self, cursor: dict[str, Any] | None, cursor_field: str | None) -> Window:
+        """The window a stream with ``cursor_field`` reads given its committed ``cursor``.
+
+        Backfill: exactly ``since``..``until``. Full sync or no cursor yet: everything.
+        Incremental: from ``cursor[cursor_field]`` (an ISO timestamp) minus the lookback.
+        """
+        if self.backfill:
+            return Window(_aware(self.since), _aware(self.until))
+        if self.full or not cursor or not cursor_field or not cursor.get(cursor_field):
+            return Window()
+        last = _aware(datetime.fromisoformat(str(cursor[cursor_field])))
+        assert last is not None
+        return Window(last - self.lookback, None)
+
+    def for_stream(self, cursor: dict[str, Any] | None, cursor_field: str | None) -> SyncOptions:
+        """These options with ``window`` set for one stream (what the engine passes)."""
+        return replace(self, window=self.window_for(cursor, cursor_field))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ConnectorOptions(BaseModel):
@@ -104,9 +173,23 @@ class Stream(ABC):
     cursor_field: ClassVar[str | None] = None
     #: Path to the record's stable native id in the raw payload.
     primary_key: ClassVar[str] = "id"
+    #: Dotted paths in the raw payload whose first stored value wins over what a later
+    #: payload says (observations such as "first seen in progress at"): the engine copies
+    #: them from the stored payload before hashing, so the raw stays self-contained.
+    sticky: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
+
+    #: Whether :meth:`combine` is used (the engine then loads the stored payloads).
+    combines: ClassVar[bool] = False
+
+    def combine(self, stored: Raw, new: Raw) -> Raw:
+        """The payload to store given the stored one and the one just fetched (only called
+        when ``combines`` is set and the record was stored before). For what only observation
+        over time can tell, e.g. when an item was seen entering a GitHub iteration: the API
+        keeps no history, so the stored payload carries it and each fetch adds to it."""
+        return new
 
     def native_id(self, raw: Raw) -> str:
         """The record's stable id (dedupes overlapping incremental pages)."""
@@ -195,23 +278,44 @@ class Connector(ABC):
     options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
     #: Credential keys this kind accepts (each must be an ``${ENV_VAR}`` reference).
     credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: Spread requests over what is left of the rate-limit window once it runs low (an API
+    #: whose quota is shared by every tool using the same token, like GitHub's 5,000/hour).
+    pace_requests: ClassVar[bool] = False
 
     def __init__(self, source: SourceConfig, http: HttpClient) -> None:
         self.source = source
         self.http = http
         self.options = self.options_model.model_validate(source.options)
+        self.state = {}
 
     @classmethod
     def auth_headers(cls, source: SourceConfig) -> dict[str, str]:
         """HTTP headers that authenticate to this source (built from secret credentials)."""
         return {}
 
+    #: Connector-wide state kept between runs (what no single stream owns, e.g. when a
+    #: GitHub project was last scanned). Loaded by the engine before :meth:`prepare`; saved
+    #: after a run in which every stream of the source succeeded. JSON-serialisable.
+    state: dict[str, Any]
+
     async def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Run once before the streams: check credentials, discover settings (e.g. fields)."""
+
+    async def scopes(self) -> list[str]:
+        """The scopes to sync this run. Default: the configured ones. A connector whose
+        configured scopes may name containers (a GitHub organisation, a GitLab group)
+        expands them here, so a new repository or project is picked up without a config
+        edit. Expanded scopes are paths under the container (``acme`` -> ``acme/web``)."""
+        return list(self.source.scopes)
 
     @abstractmethod
     def streams(self) -> list[Stream]:
         """Streams in the order they should run for a scope (parents before children)."""
+
+    def run_notes(self) -> list[str]:
+        """What this run should report beyond its figures (kept in ``sync_runs.message``),
+        e.g. the GraphQL points a GitHub sync spent."""
+        return []
 
     async def check_scope(self, scope: str) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`programview.errors.NotFound` when ``scope`` does not exist."""
@@ -219,6 +323,11 @@ class Connector(ABC):
     async def live_ids(self, scope: str) -> LiveIds | None:
         """Optional deletion reconcile for ``scope``; see :class:`LiveIds`."""
         return None
+
+    async def classify_missing_items(self, scope: str, items: dict[str, str]) -> dict[str, str]:
+        """Like :meth:`classify_missing`, given native id -> item key (a GitHub issue is looked
+        up by its number, which only its key holds). Defaults to :meth:`classify_missing`."""
+        return await self.classify_missing(scope, list(items))
 
     async def sprint_report(self, sprint: SprintRef) -> SprintReport | None:
         """Optional capability: the source's own report of a closed sprint (what was committed,

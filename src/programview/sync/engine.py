@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from programview import clock
 from programview.config import Config, SourceConfig
 from programview.errors import ConfigError, MappingError, ProgramviewError
 from programview.http import HttpClient, tally_requests
@@ -73,6 +74,9 @@ QUARANTINE_ERRORS: tuple[type[BaseException], ...] = (
 
 #: ``sync_state.stream`` value that remembers when a scope's deletions were last reconciled.
 RECONCILE_STATE = "__reconcile__"
+#: ``sync_state`` (scope, stream) of a connector's own state between runs (``Connector.state``).
+CONNECTOR_SCOPE = "*"
+CONNECTOR_STATE = "__connector__"
 
 
 @dataclass
@@ -87,6 +91,7 @@ class RunResult:
     quarantined: int = 0
     errors: list[str] = field(default_factory=list)
     deleted: int = 0  # work items newly marked deleted by the reconcile
+    notes: list[str] = field(default_factory=list)  # what connectors reported (not errors)
 
     @property
     def wrote(self) -> bool:
@@ -107,8 +112,41 @@ def payload_hash(text: str) -> str:
 
 
 def _now() -> datetime:
-    """Naive UTC, the warehouse convention."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC, the warehouse convention (``programview.clock``: simulated in the demo)."""
+    return clock.utc_now()
+
+
+def merge_patch(base: Any, patch: Any) -> Any:
+    """``patch`` merged into ``base`` (a stored raw payload): dicts merge key by key, anything
+    else in the patch replaces what ``base`` had. Neither argument is changed."""
+    if not (isinstance(base, dict) and isinstance(patch, dict)):
+        return patch
+    out = dict(base)
+    for key, value in patch.items():
+        out[key] = merge_patch(base.get(key), value) if key in base else value
+    return out
+
+
+def keep_sticky(raw: Any, stored: Any, paths: Sequence[str]) -> None:
+    """Give ``raw`` the value ``stored`` (its previous payload) has at each dotted path in
+    ``paths``: the first value observed wins (e.g. when an item was first seen in progress)."""
+    if not isinstance(raw, dict):
+        return
+    for path in paths:
+        parts = path.split(".")
+        old: Any = stored
+        for part in parts:
+            old = old.get(part) if isinstance(old, dict) else None
+        if old is None:
+            continue
+        target: Any = raw
+        for part in parts[:-1]:
+            nxt = target.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                target[part] = nxt
+            target = nxt
+        target[parts[-1]] = old
 
 
 # --- the write path (one page, one transaction) ------------------------------------------
@@ -172,11 +210,31 @@ class PageWriter:
 
         # 2. Skip records whose payload is byte-for-byte what we stored last time. The hash
         # lookup and, if anything changed, the writes share one transaction (one pooled
-        # connection, one round of checkout and begin).
-        texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
-        hashes = {nid: payload_hash(text) for nid, text in texts.items()}
+        # connection, one round of checkout and begin). Patches and sticky annotations need
+        # the stored payloads themselves (see ``Page.patch`` and ``Stream.sticky``).
         with db.transaction(self.engine) as conn:
-            known = self._known_hashes(conn, list(by_id))
+            sticky = tuple(self.stream.sticky)
+            combines = self.stream.combines
+            if page.patch or sticky or combines:
+                stored = self._stored_payloads(conn, list(by_id))
+                if page.patch:
+                    by_id = {
+                        nid: merge_patch(json.loads(stored[nid]), patch)
+                        for nid, patch in by_id.items()
+                        if nid in stored  # a patch for a record never stored has no base
+                    }
+                for nid, raw in list(by_id.items()):
+                    if nid not in stored:
+                        continue
+                    previous = json.loads(stored[nid])
+                    keep_sticky(raw, previous, sticky)
+                    if combines:
+                        by_id[nid] = self.stream.combine(previous, raw)
+                known = {nid: payload_hash(text) for nid, text in stored.items()}
+            texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
+            hashes = {nid: payload_hash(text) for nid, text in texts.items()}
+            if not (page.patch or sticky or combines):
+                known = self._known_hashes(conn, list(by_id))
 
             # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
             deletes: list[Replace] = []
@@ -257,6 +315,16 @@ class PageWriter:
             "native_id",
             ids,
             "hash",
+        )
+
+    def _stored_payloads(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+        return db.lookup(
+            conn,
+            "raw_payloads",
+            {"source_name": self.source, "stream": self.stream.name},
+            "native_id",
+            ids,
+            "payload",
         )
 
     def _quarantine_row(
@@ -349,15 +417,50 @@ def mirror_config(engine: Engine, config: Config) -> None:
             db.upsert(conn, name, rows)
         scopes = db.table("project_scopes")
         conn.execute(sa.delete(scopes))
-        db.upsert(
-            conn,
-            "project_scopes",
-            [
-                {"project_key": p.key, "source_name": src, "scope": scope}
-                for p in config.projects
-                for src, scope in p.split_scopes()
-            ],
-        )
+        configured = [
+            {"project_key": p.key, "source_name": src, "scope": scope}
+            for p in config.projects
+            for src, scope in p.split_scopes()
+        ]
+        db.upsert(conn, "project_scopes", configured)
+        db.upsert(conn, "project_scopes", _contained_scopes(conn, configured))
+
+
+def _contained_scopes(conn: Connection, configured: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Project scope rows for the synced scopes inside a configured container scope.
+
+    A project may name a GitHub organisation or a GitLab group (``"github:acme"``): the sync
+    expands it into repositories (``acme/web``), and so must the project's scope list, or
+    their items would belong to no project. A scope another project names itself stays with
+    that project.
+    """
+    claimed = {(r["source_name"], r["scope"]) for r in configured}
+    synced: dict[str, set[str]] = {}
+    for source in sorted({r["source_name"] for r in configured}):
+        found: set[str] = set()
+        for name in ("work_items", "sprints", "releases"):
+            tbl = db.table(name)
+            found.update(
+                conn.execute(
+                    sa.select(tbl.c.scope).where(tbl.c.source_name == source).distinct()
+                ).scalars()
+            )
+        synced[source] = {sc for sc in found if sc and "/" in sc}
+    best: dict[tuple[str, str], tuple[int, str]] = {}  # (source, scope) -> (depth, project)
+    for row in configured:
+        prefix = row["scope"].rstrip("/") + "/"
+        for sc in synced[row["source_name"]]:
+            key = (row["source_name"], sc)
+            if not sc.startswith(prefix) or key in claimed:
+                continue
+            candidate = (len(prefix), row["project_key"])  # the deepest container wins
+            if key not in best or candidate > best[key]:
+                best[key] = candidate
+    out = [
+        {"project_key": project, "source_name": src, "scope": sc}
+        for (src, sc), (_, project) in sorted(best.items())
+    ]
+    return out
 
 
 # --- advisory locks (PostgreSQL) ------------------------------------------------------------
@@ -534,6 +637,7 @@ class _Run:
             quarantined=quarantined,
             errors=errors,
             deleted=self.deleted,
+            notes=list(self.notes),
         )
 
     def finish(self, result: RunResult) -> None:
@@ -584,6 +688,7 @@ class _Run:
                 source=src.name,
                 headers=cls.auth_headers(src),
                 secrets=secrets,
+                pace=cls.pace_requests,
                 progress=self.progress,
                 transport=self.transports.get(src.name),
             )
@@ -597,14 +702,56 @@ class _Run:
             for scope in src.scopes:
                 for name in names:
                     self.streams[(src.name, scope, name)] = _StreamStats()
+            state_key = (src.name, CONNECTOR_SCOPE, CONNECTOR_STATE)
             try:
+                saved = None if self.full else await self.db(self._load_cursor, state_key)
+                connector.state = json.loads(saved) if saved else {}
                 await connector.prepare()
+                scopes = list(dict.fromkeys(await connector.scopes()))
             except Exception as exc:
                 self.fail_scopes(src, src.scopes, _error(src.name, "", exc))
                 return
-            await asyncio.gather(*(self.run_scope(connector, scope) for scope in src.scopes))
+            self._expand_scopes(src, names, scopes)
+            await asyncio.gather(*(self.run_scope(connector, scope) for scope in scopes))
+            self.notes.extend(f"[{src.name}] {note}" for note in connector.run_notes())
+            if not self.backfill and self._source_ok(src.name):
+                await self.db(self._save_state, state_key, connector.state)
         finally:
             await http.aclose()
+
+    def _expand_scopes(self, src: SourceConfig, names: list[str], scopes: list[str]) -> None:
+        """Stats rows for the scopes discovered this run; configured container scopes that
+        expanded into others (an organisation into its repositories) get none of their own."""
+        for scope in src.scopes:
+            if scope not in scopes:
+                for name in names:
+                    self.streams.pop((src.name, scope, name), None)
+        for scope in scopes:
+            for name in names:
+                self.streams.setdefault((src.name, scope, name), _StreamStats())
+
+    def _source_ok(self, source: str) -> bool:
+        return all(
+            s.status in ("ok", "partial", "skipped")
+            for (name, _, _), s in self.streams.items()
+            if name == source
+        )
+
+    def _save_state(self, key: tuple[str, str, str], state: dict[str, Any]) -> None:
+        with db.transaction(self.engine) as conn:
+            db.upsert(
+                conn,
+                "sync_state",
+                [
+                    {
+                        "source_name": key[0],
+                        "scope": key[1],
+                        "stream": key[2],
+                        "cursor": json.dumps(state, sort_keys=True, default=str),
+                        "updated_at": _now(),
+                    }
+                ],
+            )
 
     def fail_scopes(self, src: SourceConfig, scopes: list[str], error: str) -> None:
         self.errors.append(error)
@@ -654,6 +801,7 @@ class _Run:
             await self.db(self._save_stream, key)
             cursor_text = None if self.backfill else await self.db(self._load_cursor, key)
             cursor = json.loads(cursor_text) if cursor_text and not self.full else None
+            options = self.options.for_stream(cursor, stream.cursor_field)
             writer = PageWriter(
                 self.engine,
                 source=src,
@@ -665,7 +813,7 @@ class _Run:
             )
             with tally_requests() as tally:
                 try:
-                    pages: AsyncIterator[Page] = stream.pages(scope, cursor, self.options)
+                    pages: AsyncIterator[Page] = stream.pages(scope, cursor, options)
                     async with _closing(pages):
                         async for page in pages:
                             done = await self.db(writer.write, page)
@@ -727,7 +875,7 @@ class _Run:
         verdicts: dict[str, str] = {}
         if missing:
             try:
-                verdicts = await connector.classify_missing(scope, missing)
+                verdicts = await connector.classify_missing_items(scope, missing)
             except Exception as exc:  # a failed check deletes nothing
                 self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
                 return
@@ -743,16 +891,16 @@ class _Run:
         gone = {n for n, v in verdicts.items() if v in ("deleted", "moved")}
         self.deleted += await self.db(self._apply_live_ids, src, scope, live, gone)
 
-    def _missing_ids(self, source: str, scope: str, live: LiveIds) -> list[str]:
-        """Native ids of live work items of ``scope`` that the listing no longer has."""
+    def _missing_ids(self, source: str, scope: str, live: LiveIds) -> dict[str, str]:
+        """Live work items of ``scope`` that the listing no longer has: native id -> key."""
         t = db.table("work_items")
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.c.native_id).where(
+                sa.select(t.c.native_id, t.c.item_key).where(
                     t.c.source_name == source, t.c.scope == scope, t.c.is_deleted.is_(False)
                 )
-            ).scalars()
-            return sorted(n for n in rows if n not in live.native_ids)
+            ).all()
+            return {n: k for n, k in sorted(rows) if n not in live.native_ids}
 
     def _apply_live_ids(self, source: str, scope: str, live: LiveIds, gone_ids: set[str]) -> int:
         t = db.table("work_items")
@@ -865,6 +1013,8 @@ async def run_sync(
             run.locks.dispose()
         result = run.result()
         await asyncio.to_thread(run.finish, result)
+        if result.wrote:  # newly discovered repositories join their container's project
+            await asyncio.to_thread(mirror_config, engine, config)
         progress.run_done(result)
         return result
     finally:

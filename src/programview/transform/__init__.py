@@ -52,7 +52,9 @@ class TransformResult:
 def normalize_as_of(as_of: datetime | date | None) -> datetime:
     """Naive UTC datetime: now if None, converted to UTC if aware, end of day for a date."""
     if as_of is None:
-        return datetime.now(UTC).replace(tzinfo=None)
+        from programview.clock import utc_now
+
+        return utc_now()
     if isinstance(as_of, datetime):
         if as_of.tzinfo is not None:
             return as_of.astimezone(UTC).replace(tzinfo=None)

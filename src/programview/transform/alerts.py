@@ -181,13 +181,28 @@ def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
-def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) -> list[AlertDraft]:
-    """The rules that hold for "A is blocked by B" (A and B open, in different projects)."""
-    today = as_of.date()
-    out: list[AlertDraft] = []
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """One rule's verdict on one blocking link: the alert when it holds, and the reason in
+    words either way (``v_blocker_checks``: why a blocker raises no alert)."""
 
-    def enabled(rule: str) -> bool:
-        return rule not in cfg.disabled_rules
+    rule: str
+    draft: AlertDraft | None
+    reason: str
+
+    @property
+    def holds(self) -> bool:
+        return self.draft is not None
+
+
+def check_pair(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) -> list[RuleCheck]:
+    """Every pair rule's verdict on "A is blocked by B" (A and B open, different projects).
+
+    One code path decides both the alerts and the reasons they do not hold, so the report's
+    "why no alert" can never disagree with the alerts raised.
+    """
+    today = as_of.date()
+    out: list[RuleCheck] = []
 
     def draft(rule: str, severity: str, message: str, slip: int | None = None) -> AlertDraft:
         return AlertDraft(
@@ -201,69 +216,120 @@ def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) 
             slip_days=slip,
         )
 
+    def verdict(rule: str, result: AlertDraft | str) -> None:
+        if rule in cfg.disabled_rules:
+            out.append(RuleCheck(rule, None, "switched off in [alerts] disabled_rules"))
+        elif isinstance(result, AlertDraft):
+            out.append(RuleCheck(rule, result, result.message))
+        else:
+            out.append(RuleCheck(rule, None, result))
+
     pa, pb = a.planned_finish, b.planned_finish
-    if enabled("blocker_scheduled_later") and pa and pb and pb > pa:
+    rule = "blocker_scheduled_later"
+    if pa and pb and pb > pa:
         slip = (pb - pa).days
-        out.append(
+        verdict(
+            rule,
             draft(
-                "blocker_scheduled_later",
+                rule,
                 cfg.slip_severity.of(slip),
                 f"{_label(a)} is blocked by {_label(b)}, planned to finish {pb.isoformat()}: "
                 f"{_days(slip)} after {a.key}'s planned finish "
                 f"{pa.isoformat()}.",
                 slip,
-            )
+            ),
         )
-    if enabled("blocker_unscheduled") and pb is None:
-        horizon = today + timedelta(days=cfg.unscheduled_window_days)
-        why = None
-        if a.in_active_sprint:
-            why = "is in an active sprint"
-        elif a.release_due is not None and a.release_due <= horizon:
-            why = f"is in a release due {a.release_due.isoformat()}"
-        if why:
-            out.append(
-                draft(
-                    "blocker_unscheduled",
-                    cfg.severity["blocker_unscheduled"],
-                    f"{_label(a)} {why} but is blocked by {_label(b)}, which has no sprint, "
-                    "release or due date.",
-                )
-            )
-    if (
-        enabled("blocker_stalled")
-        and a.active
-        and b.last_change is not None
-        and b.last_change <= as_of - timedelta(days=cfg.stalled_days)
-    ):
-        idle = (as_of - b.last_change).days
-        out.append(
+    elif pa is None:
+        verdict(rule, f"{a.key} has no planned finish (no due date, open sprint or release)")
+    elif pb is None:
+        verdict(rule, f"{b.key} has no planned finish to compare (see blocker_unscheduled)")
+    else:
+        verdict(
+            rule,
+            f"{b.key} is planned to finish {pb.isoformat()}, not after {a.key}'s planned "
+            f"finish {pa.isoformat()}",
+        )
+
+    rule = "blocker_unscheduled"
+    horizon = today + timedelta(days=cfg.unscheduled_window_days)
+    if pb is not None:
+        verdict(rule, f"{b.key} is scheduled (planned finish {pb.isoformat()})")
+    elif a.in_active_sprint or (a.release_due is not None and a.release_due <= horizon):
+        why = (
+            "is in an active sprint"
+            if a.in_active_sprint
+            else f"is in a release due {a.release_due.isoformat()}"  # type: ignore[union-attr]
+        )
+        verdict(
+            rule,
             draft(
-                "blocker_stalled",
+                rule,
+                cfg.severity["blocker_unscheduled"],
+                f"{_label(a)} {why} but is blocked by {_label(b)}, which has no sprint, "
+                "release or due date.",
+            ),
+        )
+    else:
+        verdict(
+            rule,
+            f"{b.key} is unscheduled, but {a.key} is in no active sprint and in no release "
+            f"due within {_days(cfg.unscheduled_window_days)} (by {horizon.isoformat()})",
+        )
+
+    rule = "blocker_stalled"
+    limit = as_of - timedelta(days=cfg.stalled_days)
+    if not a.active:
+        verdict(rule, f"{a.key} is not active (not in progress, in no active sprint)")
+    elif b.last_change is None:
+        verdict(rule, f"{b.key} has no recorded change time")
+    elif b.last_change <= limit:
+        idle = (as_of - b.last_change).days
+        verdict(
+            rule,
+            draft(
+                rule,
                 cfg.severity["blocker_stalled"],
                 f"{_label(a)} is active but its blocker {_label(b)} has not changed for "
                 f"{_days(idle)}.",
-            )
+            ),
         )
-    if (
-        enabled("blocked_item_due_soon")
-        and a.due_date is not None
-        and a.due_date <= today + timedelta(days=cfg.due_soon_days)
-    ):
+    else:
+        idle = (as_of - b.last_change).days
+        verdict(
+            rule,
+            f"{b.key} changed {_days(idle)} ago ({b.last_change.date().isoformat()}), within "
+            f"{_days(cfg.stalled_days)}",
+        )
+
+    rule = "blocked_item_due_soon"
+    if a.due_date is None:
+        verdict(rule, f"{a.key} has no due date")
+    elif a.due_date <= today + timedelta(days=cfg.due_soon_days):
         days = (a.due_date - today).days
         when = "today" if days == 0 else f"in {_days(days)}" if days > 0 else f"{_days(-days)} ago"
         severity = (
             "high" if days <= cfg.due_soon_high_days else cfg.severity["blocked_item_due_soon"]
         )
-        out.append(
+        verdict(
+            rule,
             draft(
-                "blocked_item_due_soon",
+                rule,
                 severity,
                 f"{_label(a)} is due {a.due_date.isoformat()} ({when}) and its blocker "
                 f"{_label(b)} is not done.",
-            )
+            ),
+        )
+    else:
+        verdict(
+            rule,
+            f"{a.key} is due {a.due_date.isoformat()}, more than {_days(cfg.due_soon_days)} ahead",
         )
     return out
+
+
+def pair_alerts(a: ItemFacts, b: ItemFacts, as_of: datetime, cfg: AlertsConfig) -> list[AlertDraft]:
+    """The rules that hold for "A is blocked by B" (A and B open, in different projects)."""
+    return [c.draft for c in check_pair(a, b, as_of, cfg) if c.draft is not None]
 
 
 def strongly_connected(nodes: Iterable[str], succ: dict[str, list[str]]) -> list[list[str]]:
@@ -395,8 +461,9 @@ def _knots(
     ]
 
 
-def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int]]:
-    """Every alert that holds now, and the open cross-project blockers per blocked project."""
+def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int], list[LinkCheck]]:
+    """Every alert that holds now, the open cross-project blockers per blocked project, and
+    every rule's verdict on each of those blocking links."""
     edges = _open_blocking_edges(ctx)
     project_of: dict[str, str | None] = {}
     for a, b, pa, pb in edges:
@@ -407,16 +474,46 @@ def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int]]:
         open_blockers[project_of[a]] += 1  # type: ignore[index]
 
     plain = [(a, b) for a, b, _pa, _pb in edges]
-    in_knots = {n for comp in _knots(plain, project_of, _successors(plain)) for n in comp}
-    facts = _facts(ctx, [x for pair in cross for x in pair] + sorted(in_knots))
+    knots = _knots(plain, project_of, _successors(plain))
+    knot_of = {n: i for i, comp in enumerate(knots) for n in comp}
+    facts = _facts(ctx, [x for pair in cross for x in pair] + sorted(knot_of))
 
     cfg = ctx.config.alerts
     drafts: list[AlertDraft] = []
+    checks: list[LinkCheck] = []
     for a, b in cross:
-        drafts.extend(pair_alerts(facts[a], facts[b], ctx.as_of, cfg))
-    knot_edges = [(a, b) for a, b in plain if a in in_knots and b in in_knots]
-    drafts.extend(cycle_alerts(knot_edges, project_of, facts, cfg))
-    return drafts, dict(open_blockers)
+        verdicts = check_pair(facts[a], facts[b], ctx.as_of, cfg)
+        drafts.extend(c.draft for c in verdicts if c.draft is not None)
+        checks.append(LinkCheck(facts[a], facts[b], verdicts))
+    knot_edges = [(a, b) for a, b in plain if a in knot_of and b in knot_of]
+    cycles = cycle_alerts(knot_edges, project_of, facts, cfg)
+    drafts.extend(cycles)
+    by_members = {d.cycle_ids: d for d in cycles}
+    for check in checks:
+        a, b = check.blocked, check.blocking
+        same = a.id in knot_of and knot_of.get(b.id) == knot_of[a.id]
+        cycle = by_members.get(tuple(sorted(knots[knot_of[a.id]]))) if same else None
+        if "dependency_cycle" in cfg.disabled_rules:
+            verdict = RuleCheck("dependency_cycle", None, "switched off in [alerts] disabled_rules")
+        elif cycle is not None:
+            verdict = RuleCheck("dependency_cycle", cycle, cycle.message)
+        else:
+            verdict = RuleCheck(
+                "dependency_cycle",
+                None,
+                f"no chain of open blocking links leads from {a.key} back to {b.key}",
+            )
+        check.verdicts.append(verdict)
+    return drafts, dict(open_blockers), checks
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCheck:
+    """Every rule's verdict on one open cross-project blocking link."""
+
+    blocked: ItemFacts
+    blocking: ItemFacts
+    verdicts: list[RuleCheck]
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -433,7 +530,8 @@ def _item_columns(side: str, item: ItemFacts | None) -> dict[str, object]:
 def refresh_alerts(ctx: Ctx, extra: Sequence[AlertDraft] = ()) -> AlertsResult:
     """Evaluate the rules and move stored alerts along open -> resolved. ``extra`` are
     alerts other modules' rules found (``shared_resource_contention``): same lifecycle."""
-    drafts, open_blockers = evaluate(ctx)
+    drafts, open_blockers, checks = evaluate(ctx)
+    _write_checks(ctx, checks)
     drafts = [*drafts, *extra]
     alerts, events = table("dependency_alerts"), table("alert_events")
     conn, now = ctx.conn, ctx.as_of
@@ -501,3 +599,28 @@ def refresh_alerts(ctx: Ctx, extra: Sequence[AlertDraft] = ()) -> AlertsResult:
         open=list(by_identity.values()),
         open_blockers=open_blockers,
     )
+
+
+def _write_checks(ctx: Ctx, checks: list[LinkCheck]) -> None:
+    """``blocker_checks``: a full refresh, the verdicts of this run only."""
+    tbl = table("blocker_checks")
+    ctx.conn.execute(tbl.delete())
+    rows = [
+        {
+            "blocked_item_id": c.blocked.id,
+            "blocking_item_id": c.blocking.id,
+            "rule": v.rule,
+            "blocked_item_key": c.blocked.key,
+            "blocked_project_key": c.blocked.project_key,
+            "blocking_item_key": c.blocking.key,
+            "blocking_project_key": c.blocking.project_key,
+            "program_key": c.blocked.program_key,
+            "holds": v.holds,
+            "reason": v.reason,
+            "as_of": ctx.as_of,
+        }
+        for c in checks
+        for v in c.verdicts
+    ]
+    for i in range(0, len(rows), _BATCH):
+        ctx.conn.execute(tbl.insert(), rows[i : i + _BATCH])

@@ -32,12 +32,13 @@ import io
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from programview import clock
 from programview.errors import ProgramviewError
 from programview.transform._sql import Ctx, fetch
 from programview.transform.health import Component, score_component
@@ -162,7 +163,7 @@ def import_measurements(
     except OSError as exc:
         raise BenefitsImportError([f"cannot read the file: {exc.strerror}"], path) from None
     values = parse_measurements(text, benefits, path=path)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = clock.utc_now()
     rows = [
         {"benefit_key": k, "date": d, "value": v, "imported_at": now}
         for (k, d), v in sorted(values.items())

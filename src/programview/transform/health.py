@@ -52,7 +52,7 @@ def piecewise(points: Sequence[tuple[float, float]], value: float) -> float:
     return float(points[-1][1])
 
 
-def _where(points: Sequence[tuple[float, float]], value: float) -> str:
+def position(points: Sequence[tuple[float, float]], value: float) -> str:
     """Which thresholds ``value`` fell between, for the explanation."""
     (fx, fs), (lx, ls) = points[0], points[-1]
     if value <= fx:
@@ -66,11 +66,25 @@ def _where(points: Sequence[tuple[float, float]], value: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricScore:
+    """One metric's part in a project's component: what the report shows to the bottom."""
+
+    metric: str
+    value: float | None
+    score: float | None
+    points: tuple[tuple[float, float], ...]
+    reason: str | None = None  # why there is no value
+
+
+@dataclass(frozen=True, slots=True)
 class Component:
     name: str
     score: float | None
     weight: float
     sentence: str
+    #: The metrics behind a project's component, or a program-level one's (``benefits``);
+    #: empty for a program's mean of its projects.
+    metrics: tuple[MetricScore, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,26 +151,32 @@ def score_component(
     reasons: Mapping[str, str],
     cfg: HealthConfig,
 ) -> Component:
-    """One component: the mean score of its ``metrics`` that have a value, with its sentence."""
+    """One component: the mean score of its ``metrics`` that have a value, with its sentence
+    and the metrics behind it (``v_health_inputs``)."""
     weight = cfg.weights.get(name, 0.0)
     scores: list[float] = []
     parts: list[str] = []
+    details: list[MetricScore] = []
     for metric in metrics:
         value = values.get(metric)
         label = LABELS[metric]
+        points = tuple((float(x), float(y)) for x, y in cfg.points(metric))
         if value is None:
-            parts.append(f"{label}: no data ({reasons.get(metric, 'not available')})")
+            why = reasons.get(metric, "not available")
+            parts.append(f"{label}: no data ({why})")
+            details.append(MetricScore(metric, None, None, points, why))
             continue
-        points = cfg.points(metric)
         score = piecewise(points, value)
         scores.append(score)
-        parts.append(f"{label} {_num(value)} scores {_num(score)} ({_where(points, value)})")
+        details.append(MetricScore(metric, float(value), score, points))
+        parts.append(f"{label} {_num(value)} scores {_num(score)} ({position(points, value)})")
     title = name.capitalize()
     if not scores:
-        return Component(name, None, weight, _dropped(title, "; ".join(parts), weight))
+        sentence = _dropped(title, "; ".join(parts), weight)
+        return Component(name, None, weight, sentence, tuple(details))
     comp_score = round(sum(scores) / len(scores), 2)
     sentence = f"{title} {_num(comp_score)}/100 (weight {_num(weight)}): " + "; ".join(parts) + "."
-    return Component(name, comp_score, weight, sentence)
+    return Component(name, comp_score, weight, sentence, tuple(details))
 
 
 def score_program(

@@ -20,14 +20,18 @@ the person stays over the limit and resolves when they are not.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch
-from programview.transform.alerts import AlertDraft
+from programview.transform.alerts import AlertDraft, RuleCheck
 from programview.transform.people import load_people
 from programview.warehouse.db import table
+
+if TYPE_CHECKING:
+    from programview.transform.settings import AlertsConfig
 
 RULE = "shared_resource_contention"
 
@@ -138,39 +142,64 @@ def refresh_resource_load(ctx: Ctx) -> list[LoadRow]:
     return load
 
 
+def check_person(program: str, rows: Sequence[LoadRow], cfg: AlertsConfig) -> RuleCheck:
+    """``shared_resource_contention``'s verdict on one person in one program (``rows``: their
+    load rows in the program's projects this week), with the reason either way.
+
+    Like ``alerts.check_pair`` for the link rules: one code path decides the alert and the
+    reason it does not hold, so the two cannot disagree. Not a link rule, so its verdicts are
+    not rows of ``v_blocker_checks``.
+    """
+    if RULE in cfg.disabled_rules:
+        return RuleCheck(RULE, None, "switched off in [alerts] disabled_rules")
+    spread = sorted(
+        (r for r in rows if r.in_progress_items > 0 and r.project_sprint_active),
+        key=lambda r: (-r.in_progress_items, r.project_key),
+    )
+    parts = [f"{r.project_key} ({r.in_progress_items})" for r in spread]
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
+    if len(spread) < 2:
+        where = f" ({listed})" if listed else ""
+        return RuleCheck(
+            RULE,
+            None,
+            f"in progress in {len(spread)} of the program's projects with an active sprint"
+            f"{where}, not two or more",
+        )
+    total = sum(r.in_progress_items for r in spread)
+    limit = spread[0].wip_limit or cfg.wip_limit
+    if total <= limit:
+        return RuleCheck(
+            RULE,
+            None,
+            f"{total} items in progress across {listed}: within the WIP limit of {limit}",
+        )
+    person = spread[0].person
+    draft = AlertDraft(
+        rule=RULE,
+        severity=cfg.severity[RULE],
+        message=(
+            f"{person} has {total} items in progress across {listed} of "
+            f"{program}, which all have active sprints: above the WIP limit of {limit}."
+        ),
+        blocked=None,
+        blocking=None,
+        program_key=program,
+        # Not a dependency: the dependencies health component does not count it.
+        project_keys=(),
+        identity_parts=(program, spread[0].person_id),
+        person=person,
+    )
+    return RuleCheck(RULE, draft, draft.message)
+
+
 def contention_alerts(ctx: Ctx, load: list[LoadRow]) -> list[AlertDraft]:
     """``shared_resource_contention`` drafts: one per (program, person) over the limit."""
-    cfg = ctx.config.alerts
-    if RULE in cfg.disabled_rules:
-        return []
-    spread: dict[tuple[str, str], list[LoadRow]] = defaultdict(list)
+    per: dict[tuple[str, str], list[LoadRow]] = defaultdict(list)
     for row in load:
-        if row.program_key and row.in_progress_items > 0 and row.project_sprint_active:
-            spread[(row.program_key, row.person_id)].append(row)
-    out: list[AlertDraft] = []
-    for (program, person_id), rows in sorted(spread.items()):
-        total = sum(r.in_progress_items for r in rows)
-        limit = rows[0].wip_limit or cfg.wip_limit
-        if len(rows) < 2 or total <= limit:
-            continue
-        rows = sorted(rows, key=lambda r: (-r.in_progress_items, r.project_key))
-        parts = [f"{r.project_key} ({r.in_progress_items})" for r in rows]
-        listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
-        out.append(
-            AlertDraft(
-                rule=RULE,
-                severity=cfg.severity[RULE],
-                message=(
-                    f"{rows[0].person} has {total} items in progress across {listed} of "
-                    f"{program}, which all have active sprints: above the WIP limit of {limit}."
-                ),
-                blocked=None,
-                blocking=None,
-                program_key=program,
-                # Not a dependency: the dependencies health component does not count it.
-                project_keys=(),
-                identity_parts=(program, person_id),
-                person=rows[0].person,
-            )
-        )
-    return out
+        if row.program_key:
+            per[(row.program_key, row.person_id)].append(row)
+    checks = [
+        check_person(program, rows, ctx.config.alerts) for (program, _), rows in sorted(per.items())
+    ]
+    return [c.draft for c in checks if c.draft is not None]

@@ -3,6 +3,7 @@ writing the day's history rows (see the package docstring)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time as _time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
             projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
         healths = _project_health(ctx, projects, alerts.open)
         _write_projects(ctx, projects, healths)
+        _write_health_inputs(ctx, projects, healths)
         program_components = refresh_benefits(ctx, projects)
         n_programs = _write_programs(ctx, projects, healths, alerts.open, program_components)
     return TransformResult(
@@ -187,6 +189,35 @@ def _write_projects(ctx: Ctx, projects: list[ProjectResult], healths: dict[str, 
         )
         rows.append(row)
     _replace_day(ctx.conn, "project_metrics", ctx.as_of_date, rows)
+
+
+def _write_health_inputs(
+    ctx: Ctx, projects: list[ProjectResult], healths: dict[str, Health]
+) -> None:
+    """``health_inputs``: every metric behind every project's components, as scored."""
+    cfg = ctx.config.health
+    rows = [
+        {
+            "project_key": p.info.key,
+            "as_of_date": ctx.as_of_date,
+            "metric": m.metric,
+            "program_key": p.info.program_key,
+            "as_of": ctx.as_of,
+            "component": c.name,
+            "component_score": c.score,
+            "component_weight": c.weight,
+            "value": m.value,
+            "score": m.score,
+            "thresholds": json.dumps([[x, y] for x, y in m.points]),
+            "reason": m.reason,
+            "green_at": cfg.green,
+            "amber_at": cfg.amber,
+        }
+        for p in projects
+        for c in healths[p.info.key].components.values()
+        for m in c.metrics
+    ]
+    _replace_day(ctx.conn, "health_inputs", ctx.as_of_date, rows)
 
 
 def _write_programs(

@@ -37,15 +37,18 @@ PROGRAM_COMPONENTS: dict[str, tuple[str, ...]] = {
     "benefits": ("benefits_behind_pct",),
 }
 
-#: The alert rules (docs/metrics.md, "Dependency alert rules" and "Shared people").
-RULES: tuple[str, ...] = (
+#: The rules judged on each open cross-project blocking link (docs/metrics.md, "Dependency
+#: alert rules"): every link gets each one's verdict in ``v_blocker_checks``.
+LINK_RULES: tuple[str, ...] = (
     "blocker_scheduled_later",
     "blocker_unscheduled",
     "blocker_stalled",
     "blocked_item_due_soon",
     "dependency_cycle",
-    "shared_resource_contention",
 )
+#: Every alert rule: the link rules and ``shared_resource_contention``, judged per person
+#: and program (docs/metrics.md, "Shared people").
+RULES: tuple[str, ...] = (*LINK_RULES, "shared_resource_contention")
 
 
 def _default_thresholds() -> dict[str, list[tuple[float, float]]]:

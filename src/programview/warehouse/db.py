@@ -87,7 +87,8 @@ def create_engine(url: str) -> Engine:
 
 
 def check_connection(engine: Engine) -> None:
-    """Fail with a clear, password-free message when the database cannot be reached."""
+    """Fail with a clear, password-free message when the database cannot be reached, saying
+    what to check (server running, host, port; or the SQLite file's folder)."""
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -95,7 +96,23 @@ def check_connection(engine: Engine) -> None:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         raise DatabaseUnavailable(
             f"cannot connect to the warehouse {redact_url(str(engine.url))}: {reason}"
+            f" ({connection_hint(engine.url)})"
         ) from None
+
+
+def connection_hint(url: sa.URL) -> str:
+    """What to check when the warehouse at ``url`` cannot be reached."""
+    where = "[warehouse] url or PROGRAMVIEW_WAREHOUSE_URL"
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"check that the folder of {url.database or 'the file'} exists and is writable; "
+            f"the path comes from {where}"
+        )
+    host, port = url.host or "localhost", url.port or 5432
+    return (
+        f"check that the database server is running and accepts connections on {host} port "
+        f"{port}, and that host, port, database name and user in {where} are right"
+    )
 
 
 # --- migrations ----------------------------------------------------------------------------

@@ -343,6 +343,11 @@ class SyncRunStream(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-# --- transform output (metrics, history, health, alerts): see metrics_models.py -------------
+# --- transform output (metrics, history, health, alerts): see metrics_models.py, and the
+# explanations of health scores and alert verdicts: explain_models.py (migration 0008).
 # Imported last so those tables register on Base.metadata (Alembic, tests) with the rest.
-from programview.warehouse import metrics_models, program_models  # noqa: E402,F401
+from programview.warehouse import (  # noqa: E402,F401
+    explain_models,
+    metrics_models,
+    program_models,
+)

@@ -1,0 +1,358 @@
+"""What the GitHub connector pulls, page by page, per repository (a scope is ``owner/repo``).
+
+==========  ========================================================  =========================
+stream      endpoint                                                  paging, cursor
+==========  ========================================================  =========================
+milestones  ``GET /repos/{o}/{r}/milestones?state=all``               ``Link``; ETag (304)
+releases    ``GET /repos/{o}/{r}/releases``                           ``Link``; ETag (304)
+issues      ``GET /repos/{o}/{r}/issues?state=all&since&sort=updated  ``Link``; cursor = newest
+            &direction=asc``, then for each page of changed issues    ``updated_at``; ETag (304)
+            one GraphQL ``nodes(ids:)`` call (timeline + Projects     when nothing changed
+            field values) and ``…/dependencies/blocked_by`` for the
+            blocked ones; GraphQL ``repository.issues`` (the *board
+            pass*) when a project changed without its issues
+sprints     none: the iterations of the configured projects (read     one record per
+            once per run) in which this repository has items          (iteration, repository)
+==========  ========================================================  =========================
+
+Pull requests come in the issues listing; they are kept for their text (cross-tool "blocked by"
+references), never as work items. Projects v2 values have no update filter: a change on the
+board alone does not move the issue's ``updated_at``, so the connector asks each project once
+per run whether it changed (``updatedAt`` and its item count) and only then runs the board pass,
+whose pages are *patches* merged into the stored issue payloads (see docs/connectors/writing.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from programview.errors import NotFound
+from programview.normalize import ANNOTATION, parse_time
+from programview.sync.connector import Mapped, Page, Stream, SyncOptions
+from programview.sync.paging import LinkPaginator, PageRequest, paginate, prefetch
+
+from .mapping import (
+    is_pull_request,
+    key_from_url,
+    label_names,
+    map_issue,
+    map_milestone,
+    map_release,
+    map_sprint,
+    status_of,
+)
+
+if TYPE_CHECKING:
+    from . import GitHubConnector
+
+log = logging.getLogger("programview.connectors.github")
+
+Raw = dict[str, Any]
+
+#: GitHub's largest page (REST ``per_page`` and GraphQL ``first``).
+PAGE = 100
+#: Per-issue REST calls (blocked-by lists) at once.
+PER_ISSUE_CONCURRENCY = 8
+
+
+def github_time(moment: datetime) -> str:
+    """``since`` as GitHub reads it: ISO 8601 in UTC, whole seconds."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubStream(Stream):
+    connector: GitHubConnector
+
+    def __init__(self, connector: GitHubConnector) -> None:
+        super().__init__(connector)
+        self.connector = connector
+
+    async def _listing(
+        self, path: str, params: dict[str, Any], cursor: dict[str, Any] | None
+    ) -> AsyncIterator[tuple[list[Raw], str | None]]:
+        """Pages of a small listing read whole every run, with a free ``304`` when nothing
+        changed: the ETag of a one-page answer is kept in the cursor. Yields (records, etag)."""
+        etag = (cursor or {}).get("etag")
+        pages = paginate(
+            self.connector.http,
+            PageRequest(path, params),
+            LinkPaginator(page_size=PAGE),
+            etag=etag,
+        )
+        first = True
+        async for page in pages:
+            if page.http.not_modified:
+                return
+            one_page = first and "next" not in page.http.links
+            yield page.records, (page.http.etag if one_page else None)
+            first = False
+
+
+# --- milestones and releases ---------------------------------------------------------------
+
+
+class Milestones(GitHubStream):
+    """Every milestone of the repository (``state=all``): they are its releases with due dates."""
+
+    name = "milestones"
+    page_size = PAGE
+    cursor_field = None
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        titles: dict[str, int] = dict((cursor or {}).get("titles") or {})
+        fetched: dict[str, int] | None = None
+        etag = None
+        async for records, page_etag in self._listing(
+            f"/repos/{scope}/milestones", {"state": "all", "sort": "due_on"}, cursor
+        ):
+            fetched = fetched if fetched is not None else {}
+            etag = page_etag
+            for m in records:
+                if isinstance(m, dict) and isinstance(m.get("title"), str):
+                    fetched[m["title"].strip().lower()] = int(m.get("number") or 0)
+            yield Page(records)
+        if fetched is not None:  # read (not a 304): remember the titles and the ETag
+            titles = dict(sorted(fetched.items()))
+            yield Page([], cursor={"etag": etag, "titles": titles})
+        self.connector.milestone_titles[scope] = titles
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_milestone(raw, scope, self.connector.source.name)
+
+
+class Releases(GitHubStream):
+    """Published releases. One that carries a milestone's name is that milestone's release
+    (marked, so it does not count twice); the others are releases of their own."""
+
+    name = "releases"
+    page_size = PAGE
+    cursor_field = None
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        titles = self.connector.milestone_titles.get(scope, {})
+        read, etag = False, None
+        async for records, page_etag in self._listing(f"/repos/{scope}/releases", {}, cursor):
+            read, etag = True, page_etag
+            for release in records:
+                if not isinstance(release, dict):
+                    continue
+                names = {
+                    str(release.get(k) or "").strip().lower() for k in ("name", "tag_name")
+                } - {""}
+                match = next((titles[n] for n in sorted(names) if n in titles), None)
+                if match is not None:
+                    release[ANNOTATION] = {"milestone": match}
+            yield Page(records)
+        if read:
+            yield Page([], cursor={"etag": etag})
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_release(raw, scope, self.connector.source.name)
+
+
+# --- issues -------------------------------------------------------------------------------
+
+
+class Issues(GitHubStream):
+    """Issues (and pull requests) updated since the cursor, each completed with its timeline,
+    its Projects values and its blocked-by list before it is committed.
+
+    Cursor ``{"updated_at", "recent": {id: updated_at}, "etag"}``: the newest ``updated_at``
+    committed; the issues within the lookback window below it (the next listing overlaps
+    that window on purpose; an issue it returns unchanged is dropped before any further
+    request); and the ETag of a one-page answer, so a poll with nothing changed is a free 304.
+    """
+
+    name = "issues"
+    page_size = PAGE
+    cursor_field = "updated_at"
+    combines: ClassVar[bool] = True
+    #: Keep at most this many ids in ``recent`` (a bulk edit may touch thousands at once).
+    max_recent: ClassVar[int] = 2000
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        connector = self.connector
+        window = options.window
+        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
+        if window.since is not None:
+            params["since"] = github_time(window.since)
+        state = cursor or {}
+        known: dict[str, str] = dict(state.get("recent") or {}) if window.since else {}
+        newest = str(state["updated_at"]) if state.get("updated_at") and not options.full else None
+        recent = dict(known)
+        etag = state.get("etag") if state.get("etag_params") == params else None
+        listing = paginate(
+            connector.http,
+            PageRequest(f"/repos/{scope}/issues", params),
+            LinkPaginator(page_size=self.page_size),
+            etag=etag,
+        )
+        first = True
+        last_cursor: dict[str, Any] | None = cursor
+        async for page in prefetch(listing):  # the next page comes while this one completes
+            if page.http.not_modified:
+                break
+            fresh: list[Raw] = []
+            past_window = False
+            for raw in page.records:
+                if not isinstance(raw, dict):
+                    fresh.append(raw)  # quarantined by the engine, with the payload
+                    continue
+                updated = str(raw.get("updated_at") or "")
+                iid = str(raw.get("id"))
+                if window.until is not None and not window.contains(parse_time(updated)):
+                    past_window = True
+                    continue
+                if known.get(iid) == updated:
+                    continue  # the lookback overlap: unchanged since the last sync
+                fresh.append(raw)
+                if updated and (newest is None or _later(updated, newest)):
+                    newest = updated
+                recent[iid] = updated
+            await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            next_cursor = self._cursor(newest, recent, options, state) if newest else cursor
+            if next_cursor is not None and not options.backfill:
+                one_page = first and "next" not in page.http.links
+                next_cursor = dict(next_cursor)
+                next_cursor.pop("etag", None)
+                next_cursor.pop("etag_params", None)
+                if one_page and page.http.etag:
+                    next_cursor["etag"] = page.http.etag
+                    next_cursor["etag_params"] = params
+            first = False
+            last_cursor = next_cursor
+            yield Page(fresh, cursor=next_cursor)
+            if past_window:
+                break
+        # The board pass: only an incremental run needs it (a full read already completed
+        # every issue with its Projects values).
+        if connector.board_pass_due and window.since is not None and not options.backfill:
+            async for patches in connector.board_pass(scope):
+                yield Page(patches, cursor=last_cursor, patch=True)
+
+    def _cursor(
+        self, newest: str, recent: dict[str, str], options: SyncOptions, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        floor = parse_time(newest)
+        assert floor is not None
+        floor -= options.lookback
+        for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
+            del recent[iid]
+        kept = recent if len(recent) <= self.max_recent else {}
+        return {"updated_at": newest, "recent": dict(sorted(kept.items()))}
+
+    def combine(self, stored: Raw, new: Raw) -> Raw:
+        return self.connector.combine_observations(stored, new)
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_issue(raw, scope, self.connector.settings)
+
+
+def _later(a: str, b: str) -> bool:
+    ta, tb = parse_time(a), parse_time(b)
+    return ta is not None and (tb is None or ta > tb)
+
+
+# --- sprints ---------------------------------------------------------------------------------
+
+
+class Sprints(GitHubStream):
+    """One sprint per (iteration of a configured project, repository with items in it).
+
+    The iteration definitions come from the project's iteration field (read once per run);
+    which iterations this repository has items in is remembered in the cursor, so a sprint is
+    never created for a repository that never had an item in it (an empty sprint would zero
+    the project's velocity)."""
+
+    name = "sprints"
+    page_size = 0  # computed, no request of its own
+    cursor_field = None
+
+    async def pages(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        connector = self.connector
+        seen = set((cursor or {}).get("iterations") or []) | connector.scope_iterations.get(
+            scope, set()
+        )
+        records = []
+        for iteration_id in sorted(seen):
+            found = connector.iteration(iteration_id)
+            if found is None:
+                continue
+            project, iteration = found
+            records.append(
+                {
+                    "id": f"{iteration_id}@{scope.lower()}",
+                    "iteration": iteration,
+                    "repo": scope.lower(),
+                    "project": project,
+                    "state": connector.iteration_state(iteration),
+                }
+            )
+        yield Page(records, cursor={"iterations": sorted(seen)})
+
+    def map(self, raw: Raw, scope: str) -> Mapped:
+        return map_sprint(raw, scope, self.connector.source.name)
+
+
+# --- per-issue completion (used by the connector) -------------------------------------------
+
+
+async def blocked_by(connector: GitHubConnector, scope: str, issues: list[Raw]) -> None:
+    """``programview.blocked_by`` of every issue: its blockers' keys from
+    ``/dependencies/blocked_by`` when its summary says it has any, else ``[]``. Skipped where
+    the instance has no issue dependencies (GitHub Enterprise Server before 3.18: 404)."""
+    semaphore = asyncio.Semaphore(PER_ISSUE_CONCURRENCY)
+
+    async def one(issue: Raw) -> None:
+        summary = issue.get("issue_dependencies_summary")
+        if not isinstance(summary, dict):
+            return
+        notes = issue.setdefault(ANNOTATION, {})
+        if not int(summary.get("total_blocked_by") or 0) or not connector.dependencies_supported:
+            notes["blocked_by"] = []
+            return
+        keys: list[str] = []
+        async with semaphore:
+            try:
+                async for page in paginate(
+                    connector.http,
+                    PageRequest(
+                        f"/repos/{scope}/issues/{int(issue['number'])}/dependencies/blocked_by"
+                    ),
+                    LinkPaginator(page_size=PAGE),
+                ):
+                    for blocker in page.records:
+                        key = (
+                            key_from_url(blocker.get("url")) if isinstance(blocker, dict) else None
+                        )
+                        if key:
+                            keys.append(key)
+            except NotFound:
+                connector.dependencies_supported = False
+                log.info("%s: issue dependencies are not available here", connector.source.name)
+                return
+        notes["blocked_by"] = sorted(set(keys))
+
+    await asyncio.gather(*(one(i) for i in issues if not is_pull_request(i)))
+
+
+def observe_in_progress(connector: GitHubConnector, raw: Raw, notes: Raw) -> None:
+    """``first_in_progress_at``: now, when the issue is in progress (kept from the first
+    time by ``combine``)."""
+    project = notes.get("project") if isinstance(notes.get("project"), dict) else None
+    status, _ = status_of(raw, label_names(raw), project, connector.settings)
+    if status == "in_progress":
+        notes.setdefault("first_in_progress_at", connector.observed_at)
