@@ -8,11 +8,13 @@ iterative Tarjan search; one alert per component, so one knot of mutual blockers
 alert, not one per elementary cycle).
 
 Lifecycle: an alert's identity is (rule, blocked item id, blocking item id), or (rule, the
-sorted item ids of the cycle). While the identity holds on every run, the alert keeps its id
-(severity, message and ``last_seen_at`` are refreshed); when it stops holding it is resolved
-(``status='resolved'``, ``resolved_at``), never deleted; holding again later opens a new
-alert. Every open and resolve writes one ``alert_events`` row, the outbox a webhook sender
-delivers once.
+sorted item ids of the cycle), or, for a rule decided elsewhere and handed to
+:func:`refresh_alerts` as ``extra`` (``shared_resource_contention``, transform/resources.py),
+its own ``identity_parts`` (program, person). While the identity holds on every run, the
+alert keeps its id (severity, message and ``last_seen_at`` are refreshed); when it stops
+holding it is resolved (``status='resolved'``, ``resolved_at``), never deleted; holding again
+later opens a new alert. Every open and resolve writes one ``alert_events`` row, the outbox a
+webhook sender delivers once.
 """
 
 from __future__ import annotations
