@@ -415,3 +415,23 @@ def test_window_and_scope_checks() -> None:
         )
         with pytest.raises(NotFound, match=r"'acme/gone' not found or this token cannot see it"):
             run(lambda: h.connector.check_scope("acme/gone"))
+
+
+@respx.mock
+def test_missing_issues_are_told_apart_deleted_moved_hidden_live() -> None:
+    h = Harness()
+    base = f"{BASE}/repos/acme/web/issues"
+    respx.get(f"{base}/1").respond(404, json={"message": "Not Found"})
+    respx.get(f"{base}/2").respond(410, json={"message": "This issue was deleted"})
+    # a transferred issue redirects to its new repository (followed): it moved
+    respx.get(f"{base}/3").respond(301, headers={"Location": f"{BASE}/repositories/9/issues/77"})
+    respx.get(f"{BASE}/repositories/9/issues/77").respond(
+        json={"id": 3, "number": 77, "repository_url": f"{BASE}/repos/acme/mobile"}
+    )
+    respx.get(f"{base}/4").respond(403, json={"message": "Must have admin rights"})
+    respx.get(f"{base}/5").respond(
+        json={"id": 5, "number": 5, "repository_url": f"{BASE}/repos/Acme/Web"}
+    )
+    items = {str(n): f"acme/web#{n}" for n in range(1, 6)}
+    verdicts = run(lambda: h.connector.classify_missing_items("acme/web", items))
+    assert verdicts == {"1": "deleted", "2": "deleted", "3": "moved", "4": "hidden", "5": "live"}

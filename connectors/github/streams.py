@@ -205,7 +205,7 @@ class Issues(GitHubStream):
                 break
             fresh: list[Raw] = []
             past_window = False
-            for raw in page.records:
+            for raw in map(slim, page.records):
                 if not isinstance(raw, dict):
                     fresh.append(raw)  # quarantined by the engine, with the payload
                     continue
@@ -257,6 +257,71 @@ class Issues(GitHubStream):
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_issue(raw, scope, self.connector.settings)
+
+
+#: Top-level keys of an issue payload worth keeping (everything the mapping reads, and what a
+#: later mapping may want); the many API URL templates, reactions and avatar links are not.
+_KEEP = frozenset(
+    {
+        "id",
+        "node_id",
+        "number",
+        "title",
+        "body",
+        "state",
+        "state_reason",
+        "locked",
+        "labels",
+        "milestone",
+        "assignee",
+        "assignees",
+        "user",
+        "closed_by",
+        "comments",
+        "author_association",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "html_url",
+        "repository_url",
+        "type",
+        "parent_issue_url",
+        "sub_issues_summary",
+        "issue_dependencies_summary",
+        "pull_request",
+        "draft",
+    }
+)
+_PERSON = ("login", "id", "type")
+_LABEL = ("id", "name")
+_MILESTONE = ("id", "number", "title", "state", "due_on", "closed_at")
+
+
+def _pick(value: Any, keys: tuple[str, ...]) -> Any:
+    return {k: value[k] for k in keys if k in value} if isinstance(value, dict) else value
+
+
+def slim(raw: Raw) -> Raw:
+    """An issue payload without the noise GitHub repeats in every issue (about 80% of its
+    bytes: ``*_url`` templates, reactions, avatar and profile links), so hashing, storing and
+    comparing it costs a fifth. Nothing the mapping reads is dropped."""
+    if not isinstance(raw, dict):
+        return raw
+    out = {k: v for k, v in raw.items() if k in _KEEP or k == ANNOTATION}
+    for key in ("user", "assignee", "closed_by"):
+        if key in out:
+            out[key] = _pick(out[key], _PERSON)
+    if isinstance(out.get("assignees"), list):
+        out["assignees"] = [_pick(a, _PERSON) for a in out["assignees"]]
+    if isinstance(out.get("labels"), list):
+        out["labels"] = [_pick(label, _LABEL) for label in out["labels"]]
+    if "milestone" in out:
+        out["milestone"] = _pick(out["milestone"], _MILESTONE)
+    if "type" in out:
+        out["type"] = _pick(out["type"], ("id", "name"))
+    if isinstance(out.get("pull_request"), dict):
+        out["pull_request"] = _pick(out["pull_request"], ("url", "merged_at"))
+    return out
 
 
 def _later(a: str, b: str) -> bool:
