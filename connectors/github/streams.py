@@ -57,6 +57,9 @@ Raw = dict[str, Any]
 PAGE = 100
 #: Per-issue REST calls (blocked-by lists) at once.
 PER_ISSUE_CONCURRENCY = 8
+#: An incremental listing keeps its URL (so an unchanged one is a free 304) while its answer
+#: is at most this many pages.
+STICKY_PAGES = 2
 
 
 def github_time(moment: datetime) -> str:
@@ -166,10 +169,24 @@ class Issues(GitHubStream):
     """Issues (and pull requests) updated since the cursor, each completed with its timeline,
     its Projects values and its blocked-by list before it is committed.
 
-    Cursor ``{"updated_at", "recent": {id: updated_at}, "etag"}``: the newest ``updated_at``
-    committed; the issues within the lookback window below it (the next listing overlaps
-    that window on purpose; an issue it returns unchanged is dropped before any further
-    request); and the ETag of a one-page answer, so a poll with nothing changed is a free 304.
+    Cursor ``{"updated_at", "recent": {id: updated_at}, "etag", "etag_params"}``: the newest
+    ``updated_at`` committed; the issues within the lookback window below it (the next
+    listing overlaps that window on purpose; an issue it returns unchanged is dropped before
+    any further request); and the ETag of the first page of the last incremental listing.
+
+    Two orders, each chosen for what it guarantees:
+
+    * the first (full) read pages **oldest first** and commits the cursor with every page, so
+      a sync killed half way resumes after the last committed page. An issue edited while the
+      listing is read moves to its end, and every later issue one place up: the one at the
+      next page boundary would be skipped. So when an issue comes back with a newer
+      ``updated_at``, the final cursor is moved back to its old one, and the next run reads
+      that stretch again.
+    * an incremental read pages **newest first**: a change makes an issue the newest, so an
+      unchanged first page (``304 Not Modified``, free) means nothing changed, however many
+      pages the lookback window holds; an edit during the listing moves an issue onto a page
+      already read (later ones shift down: seen twice, never skipped). The cursor is only
+      committed after the last page.
     """
 
     name = "issues"
@@ -184,25 +201,49 @@ class Issues(GitHubStream):
     ) -> AsyncIterator[Page]:
         connector = self.connector
         window = options.window
-        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
+        incremental = window.since is not None and not options.backfill
+        params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "desc" if incremental else "asc",
+        }
         if window.since is not None:
             params["since"] = github_time(window.since)
         state = cursor or {}
-        known: dict[str, str] = dict(state.get("recent") or {}) if window.since else {}
-        newest = str(state["updated_at"]) if state.get("updated_at") and not options.full else None
+        known: dict[str, str] = dict(state.get("recent") or {}) if incremental else {}
+        newest = str(state["updated_at"]) if incremental and state.get("updated_at") else None
         recent = dict(known)
-        etag = state.get("etag") if state.get("etag_params") == params else None
+        etag = None
+        previous = state.get("etag_params")
+        # Ask exactly what the last poll asked when its ``since`` is older than the window's
+        # (so it covers it): the same URL, so an unchanged answer is a free 304.
+        if (
+            incremental
+            and state.get("etag")
+            and isinstance(previous, dict)
+            and str(previous.get("since") or "") <= params["since"]
+        ):
+            params, etag = dict(previous), state["etag"]
         listing = paginate(
             connector.http,
             PageRequest(f"/repos/{scope}/issues", params),
             LinkPaginator(page_size=self.page_size),
             etag=etag,
         )
+        first_etag: str | None = None
         first = True
+        pages_read = 0
+        seen: dict[str, str] = {}
+        moved_back: str | None = None  # full read: the oldest old updated_at of an edit seen
         last_cursor: dict[str, Any] | None = cursor
+        changed = True
         async for page in prefetch(listing):  # the next page comes while this one completes
             if page.http.not_modified:
+                changed = False
                 break
+            pages_read += 1
+            if first:
+                first_etag, first = page.http.etag, False
             fresh: list[Raw] = []
             past_window = False
             for raw in map(slim, page.records):
@@ -212,8 +253,12 @@ class Issues(GitHubStream):
                 updated = str(raw.get("updated_at") or "")
                 iid = str(raw.get("id"))
                 if window.until is not None and not window.contains(parse_time(updated)):
-                    past_window = True
+                    past_window = not incremental
                     continue
+                edited = iid in seen and seen[iid] != updated and not incremental
+                if edited and (moved_back is None or _later(moved_back, seen[iid])):
+                    moved_back = seen[iid]
+                seen[iid] = updated
                 if known.get(iid) == updated:
                     continue  # the lookback overlap: unchanged since the last sync
                 fresh.append(raw)
@@ -221,34 +266,48 @@ class Issues(GitHubStream):
                     newest = updated
                 recent[iid] = updated
             await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
-            next_cursor = self._cursor(newest, recent, options, state) if newest else cursor
-            if next_cursor is not None and not options.backfill:
-                one_page = first and "next" not in page.http.links
-                next_cursor = dict(next_cursor)
-                next_cursor.pop("etag", None)
-                next_cursor.pop("etag_params", None)
-                if one_page and page.http.etag:
-                    next_cursor["etag"] = page.http.etag
-                    next_cursor["etag_params"] = params
-            first = False
-            last_cursor = next_cursor
-            yield Page(fresh, cursor=next_cursor)
+            if incremental or options.backfill:
+                yield Page(fresh)
+            else:
+                last_cursor = self._cursor(newest, recent, options) if newest else cursor
+                yield Page(fresh, cursor=last_cursor)
             if past_window:
                 break
+        if changed and incremental and newest is not None:
+            # Keep asking the same URL while its answer stays small (every issue in it is in
+            # ``recent``, so a repeat costs no further request); a bigger one moves ``since``
+            # up to the window next time.
+            sticky = pages_read <= STICKY_PAGES
+            last_cursor = {
+                **self._cursor(newest, recent, options, keep_all=sticky),
+                "etag": first_etag if sticky else None,
+                "etag_params": params if sticky else None,
+            }
+            yield Page([], cursor=last_cursor)
+        if moved_back is not None and not options.backfill:
+            log.info(
+                "%s %s: issues changed while the listing was read; the next sync re-reads from %s",
+                connector.source.name,
+                scope,
+                moved_back,
+            )
+            last_cursor = {"updated_at": moved_back, "recent": {}}
+            yield Page([], cursor=last_cursor)
         # The board pass: only an incremental run needs it (a full read already completed
         # every issue with its Projects values).
-        if connector.board_pass_due and window.since is not None and not options.backfill:
+        if connector.board_pass_due and incremental:
             async for patches in connector.board_pass(scope):
                 yield Page(patches, cursor=last_cursor, patch=True)
 
     def _cursor(
-        self, newest: str, recent: dict[str, str], options: SyncOptions, state: dict[str, Any]
+        self, newest: str, recent: dict[str, str], options: SyncOptions, *, keep_all: bool = False
     ) -> dict[str, Any]:
         floor = parse_time(newest)
         assert floor is not None
         floor -= options.lookback
-        for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
-            del recent[iid]
+        if not keep_all:
+            for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
+                del recent[iid]
         kept = recent if len(recent) <= self.max_recent else {}
         return {"updated_at": newest, "recent": dict(sorted(kept.items()))}
 
