@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from programview.errors import NotFound
@@ -57,9 +57,9 @@ Raw = dict[str, Any]
 PAGE = 100
 #: Per-issue REST calls (blocked-by lists) at once.
 PER_ISSUE_CONCURRENCY = 8
-#: An incremental listing keeps its URL (so an unchanged one is a free 304) while its answer
-#: is at most this many pages.
-STICKY_PAGES = 2
+#: An incremental listing keeps its URL (so an unchanged one is a free 304) while its
+#: ``since`` is at most this many days older than the window's.
+STICKY_DAYS = 30
 
 
 def github_time(moment: datetime) -> str:
@@ -182,11 +182,12 @@ class Issues(GitHubStream):
       next page boundary would be skipped. So when an issue comes back with a newer
       ``updated_at``, the final cursor is moved back to its old one, and the next run reads
       that stretch again.
-    * an incremental read pages **newest first**: a change makes an issue the newest, so an
-      unchanged first page (``304 Not Modified``, free) means nothing changed, however many
-      pages the lookback window holds; an edit during the listing moves an issue onto a page
-      already read (later ones shift down: seen twice, never skipped). The cursor is only
-      committed after the last page.
+    * an incremental read pages **newest first** and stops at the first page that reaches what
+      the last sync saw: a change makes an issue the newest, so an unchanged first page
+      (``304 Not Modified``, free) means nothing changed, however many pages the listing
+      holds; an edit during the listing moves an issue onto a page already read (later ones
+      shift down: seen twice, never skipped). It keeps asking the URL the last poll asked, so
+      the 304 can happen, and commits the cursor after its last page.
     """
 
     name = "issues"
@@ -199,115 +200,151 @@ class Issues(GitHubStream):
     async def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
     ) -> AsyncIterator[Page]:
-        connector = self.connector
-        window = options.window
-        incremental = window.since is not None and not options.backfill
-        params: dict[str, Any] = {
-            "state": "all",
-            "sort": "updated",
-            "direction": "desc" if incremental else "asc",
-        }
-        if window.since is not None:
-            params["since"] = github_time(window.since)
-        state = cursor or {}
-        known: dict[str, str] = dict(state.get("recent") or {}) if incremental else {}
-        newest = str(state["updated_at"]) if incremental and state.get("updated_at") else None
-        recent = dict(known)
-        etag = None
-        previous = state.get("etag_params")
-        # Ask exactly what the last poll asked when its ``since`` is older than the window's
-        # (so it covers it): the same URL, so an unchanged answer is a free 304.
-        if (
-            incremental
-            and state.get("etag")
-            and isinstance(previous, dict)
-            and str(previous.get("since") or "") <= params["since"]
-        ):
-            params, etag = dict(previous), state["etag"]
-        listing = paginate(
-            connector.http,
+        incremental = options.window.since is not None and not options.backfill
+        read = self._incremental_read if incremental else self._full_read
+        last_cursor = cursor
+        async for page in read(scope, cursor, options):
+            if page.cursor is not None:
+                last_cursor = page.cursor
+            yield page
+        # The board pass: only an incremental run needs it (a full read already completed
+        # every issue with its Projects values).
+        if self.connector.board_pass_due and incremental:
+            async for patches in self.connector.board_pass(scope):
+                yield Page(patches, cursor=last_cursor, patch=True)
+
+    def _listing(self, scope: str, params: dict[str, Any], etag: str | None) -> AsyncIterator[Any]:
+        return paginate(
+            self.connector.http,
             PageRequest(f"/repos/{scope}/issues", params),
             LinkPaginator(page_size=self.page_size),
             etag=etag,
         )
-        first_etag: str | None = None
-        first = True
-        pages_read = 0
+
+    async def _full_read(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        """Oldest first, the cursor committed with every page (a backfill: its window, no
+        cursor), the next page requested while this one completes."""
+        window = options.window
+        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
+        if window.since is not None:
+            params["since"] = github_time(window.since)
+        newest: str | None = None
+        recent: dict[str, str] = {}
         seen: dict[str, str] = {}
-        moved_back: str | None = None  # full read: the oldest old updated_at of an edit seen
-        last_cursor: dict[str, Any] | None = cursor
-        changed = True
-        async for page in prefetch(listing):  # the next page comes while this one completes
-            if page.http.not_modified:
-                changed = False
-                break
-            pages_read += 1
-            if first:
-                first_etag, first = page.http.etag, False
+        moved_back: str | None = None  # the oldest old updated_at of an edit seen
+        async for page in prefetch(self._listing(scope, params, None)):
             fresh: list[Raw] = []
             past_window = False
             for raw in map(slim, page.records):
                 if not isinstance(raw, dict):
                     fresh.append(raw)  # quarantined by the engine, with the payload
                     continue
-                updated = str(raw.get("updated_at") or "")
-                iid = str(raw.get("id"))
+                updated, iid = str(raw.get("updated_at") or ""), str(raw.get("id"))
                 if window.until is not None and not window.contains(parse_time(updated)):
-                    past_window = not incremental
+                    past_window = True
                     continue
-                edited = iid in seen and seen[iid] != updated and not incremental
+                edited = iid in seen and seen[iid] != updated
                 if edited and (moved_back is None or _later(moved_back, seen[iid])):
                     moved_back = seen[iid]
                 seen[iid] = updated
+                fresh.append(raw)
+                if updated and (newest is None or _later(updated, newest)):
+                    newest = updated
+                recent[iid] = updated
+            await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            if options.backfill:
+                yield Page(fresh)
+            else:
+                yield Page(
+                    fresh, cursor=self._cursor(newest, recent, options) if newest else cursor
+                )
+            if past_window:
+                break
+        if moved_back is not None and not options.backfill:
+            log.info(
+                "%s %s: issues changed while the listing was read; the next sync re-reads from %s",
+                self.connector.source.name,
+                scope,
+                moved_back,
+            )
+            yield Page([], cursor={"updated_at": moved_back, "recent": {}})
+
+    async def _incremental_read(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        """Newest first, until the listing reaches what the last sync saw; the cursor committed
+        after the last page. The URL stays the one the last poll asked (its ``since`` covers
+        the window, and ``STICKY_DAYS`` bounds how old it gets), so an unchanged answer is a
+        free 304 on the first page."""
+        window = options.window
+        assert window.since is not None
+        state = cursor or {}
+        fresh_params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "desc",
+            "since": github_time(window.since),
+        }
+        params, etag = fresh_params, None
+        previous = state.get("etag_params")
+        oldest_kept = github_time(window.since - timedelta(days=STICKY_DAYS))
+        if (
+            state.get("etag")
+            and isinstance(previous, dict)
+            and oldest_kept <= str(previous.get("since") or "") <= fresh_params["since"]
+        ):
+            params, etag = dict(previous), str(state["etag"])
+        known: dict[str, str] = dict(state.get("recent") or {})
+        newest = str(state["updated_at"]) if state.get("updated_at") else None
+        recent = dict(known)
+        first_etag: str | None = None
+        first = True
+        # no prefetch: reading stops at the first page that reaches the known part, and a
+        # page requested ahead would be a request spent for nothing
+        async for page in self._listing(scope, params, etag):
+            if page.http.not_modified:
+                return  # nothing changed: the cursor stays, so does the URL
+            if first:
+                first_etag, first = page.http.etag, False
+            fresh: list[Raw] = []
+            reached_known = False
+            for raw in map(slim, page.records):
+                if not isinstance(raw, dict):
+                    fresh.append(raw)  # quarantined by the engine, with the payload
+                    continue
+                updated, iid = str(raw.get("updated_at") or ""), str(raw.get("id"))
+                at = parse_time(updated)
+                if at is not None and not window.contains(at):
+                    reached_known = True  # older than the window: the rest is older still
+                    continue
                 if known.get(iid) == updated:
                     continue  # the lookback overlap: unchanged since the last sync
                 fresh.append(raw)
                 if updated and (newest is None or _later(updated, newest)):
                     newest = updated
                 recent[iid] = updated
-            await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
-            if incremental or options.backfill:
-                yield Page(fresh)
-            else:
-                last_cursor = self._cursor(newest, recent, options) if newest else cursor
-                yield Page(fresh, cursor=last_cursor)
-            if past_window:
+            await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            yield Page(fresh)
+            if reached_known:
                 break
-        if changed and incremental and newest is not None:
-            # Keep asking the same URL while its answer stays small (every issue in it is in
-            # ``recent``, so a repeat costs no further request); a bigger one moves ``since``
-            # up to the window next time.
-            sticky = pages_read <= STICKY_PAGES
-            last_cursor = {
-                **self._cursor(newest, recent, options, keep_all=sticky),
-                "etag": first_etag if sticky else None,
-                "etag_params": params if sticky else None,
-            }
-            yield Page([], cursor=last_cursor)
-        if moved_back is not None and not options.backfill:
-            log.info(
-                "%s %s: issues changed while the listing was read; the next sync re-reads from %s",
-                connector.source.name,
-                scope,
-                moved_back,
+        if newest is not None:
+            yield Page(
+                [],
+                cursor={
+                    **self._cursor(newest, recent, options),
+                    "etag": first_etag,
+                    "etag_params": params,
+                },
             )
-            last_cursor = {"updated_at": moved_back, "recent": {}}
-            yield Page([], cursor=last_cursor)
-        # The board pass: only an incremental run needs it (a full read already completed
-        # every issue with its Projects values).
-        if connector.board_pass_due and incremental:
-            async for patches in connector.board_pass(scope):
-                yield Page(patches, cursor=last_cursor, patch=True)
 
-    def _cursor(
-        self, newest: str, recent: dict[str, str], options: SyncOptions, *, keep_all: bool = False
-    ) -> dict[str, Any]:
+    def _cursor(self, newest: str, recent: dict[str, str], options: SyncOptions) -> dict[str, Any]:
         floor = parse_time(newest)
         assert floor is not None
         floor -= options.lookback
-        if not keep_all:
-            for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
-                del recent[iid]
+        for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
+            del recent[iid]
         kept = recent if len(recent) <= self.max_recent else {}
         return {"updated_at": newest, "recent": dict(sorted(kept.items()))}
 
