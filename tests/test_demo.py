@@ -38,8 +38,17 @@ def test_demo_builds_a_queryable_warehouse_and_report(tmp_path: Path) -> None:
         items = conn.execute("SELECT count(*) FROM v_work_items").fetchone()[0]
         programs = [r[0] for r in conn.execute("SELECT DISTINCT program_key FROM v_program_health")]
         sprints = conn.execute("SELECT count(*) FROM v_sprints").fetchone()[0]
+        kinds = {r[0] for r in conn.execute("SELECT DISTINCT source_kind FROM v_work_items")}
+        github_blocked_by_jira = conn.execute(
+            "SELECT count(*) FROM v_dependencies d JOIN v_work_items a "
+            "ON a.item_key = d.blocked_item_key JOIN v_work_items b "
+            "ON b.item_key = d.blocking_item_key "
+            "WHERE a.source_kind = 'github' AND b.source_kind = 'jira' AND d.resolved"
+        ).fetchone()[0]
     assert items > 500, "the demo should sync the simulated Jira projects"
     assert sprints > 0
+    assert {"jira", "github"} <= kinds
+    assert github_blocked_by_jira > 0, "a GitHub issue blocked by a Jira issue, across tools"
     assert programs, "health scores are computed for the simulated programs"
     # The terminal report names every program that got a score.
     for key in programs:

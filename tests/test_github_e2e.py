@@ -278,6 +278,15 @@ def test_full_then_incremental_sync_match_ground_truth(
         gone = {r.native_id for r in rows(engine, "work_items") if r.is_deleted}
         deleted = {str(i) for i in changes.deleted if org.items[i].scope.system == "github"}
         assert gone == deleted
+
+        # the poll after one that saw changes asks the same URLs again: free 304s
+        sim.requests.clear()
+        quiet = sync(config)
+        assert quiet.status == "ok" and quiet.records == 0, quiet.errors
+        rest = [r for r in sim.requests.records if r.path.startswith("/repos/")]
+        assert rest and all(r.status == 304 for r in rest), [
+            (r.path, r.status) for r in rest if r.status != 304
+        ]
     finally:
         engine.dispose()
 

@@ -415,3 +415,17 @@ def test_dependencies_sub_issues_native_and_text_across_tools() -> None:
 def test_unreadable_payloads_are_refused_for_quarantine(broken: dict[str, Any]) -> None:
     with pytest.raises((MappingError, TypeError, ValueError, KeyError)):
         map_issue(issue(**broken), "a/b", SETTINGS)
+
+
+def test_slimmed_payloads_map_exactly_like_the_whole_ones() -> None:
+    from programview_connectors.github.streams import slim
+
+    raws = devlake_raw("_raw_github_api_issues.csv") + [
+        {k: v for k, v in example("issues-list.openapi.json")[0].items() if k != "pull_request"}
+    ]
+    for raw in raws:
+        small = slim(raw)
+        assert len(json.dumps(small)) < len(json.dumps(raw)) / 2
+        assert map_issue(small, "panjf2000/ants", SETTINGS) == map_issue(
+            raw, "panjf2000/ants", SETTINGS
+        )

@@ -415,3 +415,97 @@ def test_window_and_scope_checks() -> None:
         )
         with pytest.raises(NotFound, match=r"'acme/gone' not found or this token cannot see it"):
             run(lambda: h.connector.check_scope("acme/gone"))
+
+
+@respx.mock
+def test_missing_issues_are_told_apart_deleted_moved_hidden_live() -> None:
+    h = Harness()
+    base = f"{BASE}/repos/acme/web/issues"
+    respx.get(f"{base}/1").respond(404, json={"message": "Not Found"})
+    respx.get(f"{base}/2").respond(410, json={"message": "This issue was deleted"})
+    # a transferred issue redirects to its new repository (followed): it moved
+    respx.get(f"{base}/3").respond(301, headers={"Location": f"{BASE}/repositories/9/issues/77"})
+    respx.get(f"{BASE}/repositories/9/issues/77").respond(
+        json={"id": 3, "number": 77, "repository_url": f"{BASE}/repos/acme/mobile"}
+    )
+    respx.get(f"{base}/4").respond(403, json={"message": "Must have admin rights"})
+    respx.get(f"{base}/5").respond(
+        json={"id": 5, "number": 5, "repository_url": f"{BASE}/repos/Acme/Web"}
+    )
+    items = {str(n): f"acme/web#{n}" for n in range(1, 6)}
+    verdicts = run(lambda: h.connector.classify_missing_items("acme/web", items))
+    assert verdicts == {"1": "deleted", "2": "deleted", "3": "moved", "4": "hidden", "5": "live"}
+
+
+def gh_issue(n: int, updated: str) -> dict[str, Any]:
+    return {
+        "id": n,
+        "node_id": f"I_{n}",
+        "number": n,
+        "title": f"issue {n}",
+        "state": "open",
+        "labels": [],
+        "created_at": "2025-01-01T00:00:00Z",
+        "updated_at": updated,
+        "repository_url": f"{BASE}/repos/acme/web",
+    }
+
+
+@respx.mock
+def test_a_full_read_moves_the_cursor_back_over_an_edit_made_while_paging() -> None:
+    h = Harness()
+    listing = f"{BASE}/repos/acme/web/issues"
+    nxt = f"{BASE}/repositories/1/issues?page=2"
+    respx.get(listing).respond(
+        json=[gh_issue(1, "2025-01-01T10:00:00Z"), gh_issue(2, "2025-01-02T10:00:00Z")],
+        headers={"Link": f'<{nxt}>; rel="next"'},
+    )
+    # issue 1 was edited after page 1 was read: it is now last, and every issue moved up
+    respx.get(f"{BASE}/repositories/1/issues").respond(
+        json=[gh_issue(4, "2025-01-04T10:00:00Z"), gh_issue(1, "2025-01-05T10:00:00Z")]
+    )
+    respx.post(f"{BASE}/graphql").respond(json={"data": {"nodes": []}})
+    pages = run(lambda: collect(Issues(h.connector).pages("acme/web", None, SyncOptions())))
+    assert [p.cursor["updated_at"] for p in pages if p.cursor] == [
+        "2025-01-02T10:00:00Z",
+        "2025-01-05T10:00:00Z",
+        "2025-01-01T10:00:00Z",  # back to issue 1's old time: issue 3 may have been skipped
+    ]
+    assert respx.calls[0].request.url.params["direction"] == "asc"
+
+
+@respx.mock
+def test_an_incremental_read_is_newest_first_and_free_when_nothing_changed() -> None:
+    h = Harness()
+    cursor = {"updated_at": "2025-01-05T10:00:00Z", "recent": {}}
+    options = SyncOptions(lookback_minutes=10).for_stream(cursor, "updated_at")
+    listing = f"{BASE}/repos/acme/web/issues"
+    nxt = f"{BASE}/repositories/1/issues?page=2"
+    route = respx.get(listing).mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json=[gh_issue(7, "2025-01-06T09:00:00Z"), gh_issue(6, "2025-01-05T10:00:00Z")],
+                headers={"Link": f'<{nxt}>; rel="next"', "ETag": '"page-one"'},
+            ),
+            httpx.Response(304, headers={"ETag": '"page-one"'}),
+        ]
+    )
+    respx.get(f"{BASE}/repositories/1/issues").respond(json=[gh_issue(5, "2025-01-05T09:55:00Z")])
+    respx.post(f"{BASE}/graphql").respond(json={"data": {"nodes": []}})
+    pages = run(lambda: collect(Issues(h.connector).pages("acme/web", cursor, options)))
+    sent = route.calls[0].request.url.params
+    assert (sent["direction"], sent["since"]) == ("desc", "2025-01-05T09:50:00Z")
+    assert [r["number"] for p in pages for r in p.records] == [7, 6, 5]
+    assert all(p.cursor is None for p in pages[:-1])  # committed only after the last page
+    final = pages[-1].cursor
+    assert final is not None and final["updated_at"] == "2025-01-06T09:00:00Z"
+    assert final["etag"] == '"page-one"'
+    # the next poll asks the same URL (its since is older than the new window's, so it covers
+    # it): the first page is a free 304, nothing more is asked
+    again_options = SyncOptions(lookback_minutes=10).for_stream(final, "updated_at")
+    h.connector.http.requests = 0
+    pages = run(lambda: collect(Issues(h.connector).pages("acme/web", final, again_options)))
+    assert pages == [] and h.connector.http.requests == 1
+    assert route.calls[1].request.headers["If-None-Match"] == '"page-one"'
+    assert route.calls[1].request.url.params["since"] == "2025-01-05T09:50:00Z"

@@ -12,12 +12,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from programview.normalize import (
-    DEFAULT_LABEL_TYPES,
-    DEFAULT_TYPE_NAMES,
-    TypeCategory,
-    merged_map,
-)
+from programview.normalize import TypeCategory, TypeMapOptions
 from programview.sync.connector import ConnectorOptions
 
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/\d+$")
@@ -28,7 +23,7 @@ AUTO_POINTS_FIELDS = ("estimate", "story points", "points", "size")
 AUTO_DUE_FIELDS = ("target date", "due date", "due")
 
 
-class GitHubOptions(ConnectorOptions):
+class GitHubOptions(ConnectorOptions, TypeMapOptions):
     #: Projects v2 to read fields from, as ``"OWNER/NUMBER"`` (organisation or user owner).
     projects: list[str] = Field(default_factory=list)
     #: The Projects number field with story points: a field name, or ``"auto"`` (the first
@@ -40,9 +35,6 @@ class GitHubOptions(ConnectorOptions):
     status_field: str = "Status"
     #: Status values or label names that mean in progress for an open issue.
     in_progress: list[str] = Field(default_factory=lambda: ["In progress", "In review"])
-    #: Extra issue type or label names -> story|bug|task|epic|incident|other (merged over the
-    #: defaults: issue types Bug/Feature/Task/Epic/Incident; labels bug, defect, enhancement…).
-    type_map: dict[str, TypeCategory] = Field(default_factory=dict)
     #: Full scans of a project's items (to see board moves that do not touch the issue) are
     #: skipped while the project reports no change, but happen at least this often.
     project_rescan_hours: float = Field(6.0, ge=0)
@@ -60,12 +52,15 @@ class GitHubOptions(ConnectorOptions):
                 )
         return values
 
+    # type_map (TypeMapOptions): extra issue type or label names -> category, merged over the
+    # defaults (issue types Bug/Feature/Task/Epic/Incident; labels bug, defect, enhancement…).
+
     def issue_types(self) -> dict[str, TypeCategory]:
         """Issue type name -> category (GitHub's types: Bug, Feature, Task, Epic, Incident)."""
-        return merged_map(DEFAULT_TYPE_NAMES, self.type_map)
+        return self.type_categories()
 
     def label_types(self) -> dict[str, TypeCategory]:
-        return merged_map(DEFAULT_LABEL_TYPES, self.type_map)
+        return self.label_categories()
 
     def in_progress_names(self) -> frozenset[str]:
         return frozenset(v.strip().lower() for v in self.in_progress)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from programview.errors import NotFound
@@ -57,6 +57,9 @@ Raw = dict[str, Any]
 PAGE = 100
 #: Per-issue REST calls (blocked-by lists) at once.
 PER_ISSUE_CONCURRENCY = 8
+#: An incremental listing keeps its URL (so an unchanged one is a free 304) while its
+#: ``since`` is at most this many days older than the window's.
+STICKY_DAYS = 30
 
 
 def github_time(moment: datetime) -> str:
@@ -166,10 +169,25 @@ class Issues(GitHubStream):
     """Issues (and pull requests) updated since the cursor, each completed with its timeline,
     its Projects values and its blocked-by list before it is committed.
 
-    Cursor ``{"updated_at", "recent": {id: updated_at}, "etag"}``: the newest ``updated_at``
-    committed; the issues within the lookback window below it (the next listing overlaps
-    that window on purpose; an issue it returns unchanged is dropped before any further
-    request); and the ETag of a one-page answer, so a poll with nothing changed is a free 304.
+    Cursor ``{"updated_at", "recent": {id: updated_at}, "etag", "etag_params"}``: the newest
+    ``updated_at`` committed; the issues within the lookback window below it (the next
+    listing overlaps that window on purpose; an issue it returns unchanged is dropped before
+    any further request); and the ETag of the first page of the last incremental listing.
+
+    Two orders, each chosen for what it guarantees:
+
+    * the first (full) read pages **oldest first** and commits the cursor with every page, so
+      a sync killed half way resumes after the last committed page. An issue edited while the
+      listing is read moves to its end, and every later issue one place up: the one at the
+      next page boundary would be skipped. So when an issue comes back with a newer
+      ``updated_at``, the final cursor is moved back to its old one, and the next run reads
+      that stretch again.
+    * an incremental read pages **newest first** and stops at the first page that reaches what
+      the last sync saw: a change makes an issue the newest, so an unchanged first page
+      (``304 Not Modified``, free) means nothing changed, however many pages the listing
+      holds; an edit during the listing moves an issue onto a page already read (later ones
+      shift down: seen twice, never skipped). It keeps asking the URL the last poll asked, so
+      the 304 can happen, and commits the cursor after its last page.
     """
 
     name = "issues"
@@ -182,37 +200,124 @@ class Issues(GitHubStream):
     async def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
     ) -> AsyncIterator[Page]:
-        connector = self.connector
-        window = options.window
-        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
-        if window.since is not None:
-            params["since"] = github_time(window.since)
-        state = cursor or {}
-        known: dict[str, str] = dict(state.get("recent") or {}) if window.since else {}
-        newest = str(state["updated_at"]) if state.get("updated_at") and not options.full else None
-        recent = dict(known)
-        etag = state.get("etag") if state.get("etag_params") == params else None
-        listing = paginate(
-            connector.http,
+        incremental = options.window.since is not None and not options.backfill
+        read = self._incremental_read if incremental else self._full_read
+        last_cursor = cursor
+        async for page in read(scope, cursor, options):
+            if page.cursor is not None:
+                last_cursor = page.cursor
+            yield page
+        # The board pass: only an incremental run needs it (a full read already completed
+        # every issue with its Projects values).
+        if self.connector.board_pass_due and incremental:
+            async for patches in self.connector.board_pass(scope):
+                yield Page(patches, cursor=last_cursor, patch=True)
+
+    def _listing(self, scope: str, params: dict[str, Any], etag: str | None) -> AsyncIterator[Any]:
+        return paginate(
+            self.connector.http,
             PageRequest(f"/repos/{scope}/issues", params),
             LinkPaginator(page_size=self.page_size),
             etag=etag,
         )
-        first = True
-        last_cursor: dict[str, Any] | None = cursor
-        async for page in prefetch(listing):  # the next page comes while this one completes
-            if page.http.not_modified:
-                break
+
+    async def _full_read(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        """Oldest first, the cursor committed with every page (a backfill: its window, no
+        cursor), the next page requested while this one completes."""
+        window = options.window
+        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
+        if window.since is not None:
+            params["since"] = github_time(window.since)
+        newest: str | None = None
+        recent: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        moved_back: str | None = None  # the oldest old updated_at of an edit seen
+        async for page in prefetch(self._listing(scope, params, None)):
             fresh: list[Raw] = []
             past_window = False
-            for raw in page.records:
+            for raw in map(slim, page.records):
                 if not isinstance(raw, dict):
                     fresh.append(raw)  # quarantined by the engine, with the payload
                     continue
-                updated = str(raw.get("updated_at") or "")
-                iid = str(raw.get("id"))
+                updated, iid = str(raw.get("updated_at") or ""), str(raw.get("id"))
                 if window.until is not None and not window.contains(parse_time(updated)):
                     past_window = True
+                    continue
+                edited = iid in seen and seen[iid] != updated
+                if edited and (moved_back is None or _later(moved_back, seen[iid])):
+                    moved_back = seen[iid]
+                seen[iid] = updated
+                fresh.append(raw)
+                if updated and (newest is None or _later(updated, newest)):
+                    newest = updated
+                recent[iid] = updated
+            await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            if options.backfill:
+                yield Page(fresh)
+            else:
+                yield Page(
+                    fresh, cursor=self._cursor(newest, recent, options) if newest else cursor
+                )
+            if past_window:
+                break
+        if moved_back is not None and not options.backfill:
+            log.info(
+                "%s %s: issues changed while the listing was read; the next sync re-reads from %s",
+                self.connector.source.name,
+                scope,
+                moved_back,
+            )
+            yield Page([], cursor={"updated_at": moved_back, "recent": {}})
+
+    async def _incremental_read(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncIterator[Page]:
+        """Newest first, until the listing reaches what the last sync saw; the cursor committed
+        after the last page. The URL stays the one the last poll asked (its ``since`` covers
+        the window, and ``STICKY_DAYS`` bounds how old it gets), so an unchanged answer is a
+        free 304 on the first page."""
+        window = options.window
+        assert window.since is not None
+        state = cursor or {}
+        fresh_params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "desc",
+            "since": github_time(window.since),
+        }
+        params, etag = fresh_params, None
+        previous = state.get("etag_params")
+        oldest_kept = github_time(window.since - timedelta(days=STICKY_DAYS))
+        if (
+            state.get("etag")
+            and isinstance(previous, dict)
+            and oldest_kept <= str(previous.get("since") or "") <= fresh_params["since"]
+        ):
+            params, etag = dict(previous), str(state["etag"])
+        known: dict[str, str] = dict(state.get("recent") or {})
+        newest = str(state["updated_at"]) if state.get("updated_at") else None
+        recent = dict(known)
+        first_etag: str | None = None
+        first = True
+        # no prefetch: reading stops at the first page that reaches the known part, and a
+        # page requested ahead would be a request spent for nothing
+        async for page in self._listing(scope, params, etag):
+            if page.http.not_modified:
+                return  # nothing changed: the cursor stays, so does the URL
+            if first:
+                first_etag, first = page.http.etag, False
+            fresh: list[Raw] = []
+            reached_known = False
+            for raw in map(slim, page.records):
+                if not isinstance(raw, dict):
+                    fresh.append(raw)  # quarantined by the engine, with the payload
+                    continue
+                updated, iid = str(raw.get("updated_at") or ""), str(raw.get("id"))
+                at = parse_time(updated)
+                if at is not None and not window.contains(at):
+                    reached_known = True  # older than the window: the rest is older still
                     continue
                 if known.get(iid) == updated:
                     continue  # the lookback overlap: unchanged since the last sync
@@ -220,30 +325,21 @@ class Issues(GitHubStream):
                 if updated and (newest is None or _later(updated, newest)):
                     newest = updated
                 recent[iid] = updated
-            await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
-            next_cursor = self._cursor(newest, recent, options, state) if newest else cursor
-            if next_cursor is not None and not options.backfill:
-                one_page = first and "next" not in page.http.links
-                next_cursor = dict(next_cursor)
-                next_cursor.pop("etag", None)
-                next_cursor.pop("etag_params", None)
-                if one_page and page.http.etag:
-                    next_cursor["etag"] = page.http.etag
-                    next_cursor["etag_params"] = params
-            first = False
-            last_cursor = next_cursor
-            yield Page(fresh, cursor=next_cursor)
-            if past_window:
+            await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            yield Page(fresh)
+            if reached_known:
                 break
-        # The board pass: only an incremental run needs it (a full read already completed
-        # every issue with its Projects values).
-        if connector.board_pass_due and window.since is not None and not options.backfill:
-            async for patches in connector.board_pass(scope):
-                yield Page(patches, cursor=last_cursor, patch=True)
+        if newest is not None:
+            yield Page(
+                [],
+                cursor={
+                    **self._cursor(newest, recent, options),
+                    "etag": first_etag,
+                    "etag_params": params,
+                },
+            )
 
-    def _cursor(
-        self, newest: str, recent: dict[str, str], options: SyncOptions, state: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _cursor(self, newest: str, recent: dict[str, str], options: SyncOptions) -> dict[str, Any]:
         floor = parse_time(newest)
         assert floor is not None
         floor -= options.lookback
@@ -257,6 +353,71 @@ class Issues(GitHubStream):
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_issue(raw, scope, self.connector.settings)
+
+
+#: Top-level keys of an issue payload worth keeping (everything the mapping reads, and what a
+#: later mapping may want); the many API URL templates, reactions and avatar links are not.
+_KEEP = frozenset(
+    {
+        "id",
+        "node_id",
+        "number",
+        "title",
+        "body",
+        "state",
+        "state_reason",
+        "locked",
+        "labels",
+        "milestone",
+        "assignee",
+        "assignees",
+        "user",
+        "closed_by",
+        "comments",
+        "author_association",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "html_url",
+        "repository_url",
+        "type",
+        "parent_issue_url",
+        "sub_issues_summary",
+        "issue_dependencies_summary",
+        "pull_request",
+        "draft",
+    }
+)
+_PERSON = ("login", "id", "type")
+_LABEL = ("id", "name")
+_MILESTONE = ("id", "number", "title", "state", "due_on", "closed_at")
+
+
+def _pick(value: Any, keys: tuple[str, ...]) -> Any:
+    return {k: value[k] for k in keys if k in value} if isinstance(value, dict) else value
+
+
+def slim(raw: Raw) -> Raw:
+    """An issue payload without the noise GitHub repeats in every issue (about 80% of its
+    bytes: ``*_url`` templates, reactions, avatar and profile links), so hashing, storing and
+    comparing it costs a fifth. Nothing the mapping reads is dropped."""
+    if not isinstance(raw, dict):
+        return raw
+    out = {k: v for k, v in raw.items() if k in _KEEP or k == ANNOTATION}
+    for key in ("user", "assignee", "closed_by"):
+        if key in out:
+            out[key] = _pick(out[key], _PERSON)
+    if isinstance(out.get("assignees"), list):
+        out["assignees"] = [_pick(a, _PERSON) for a in out["assignees"]]
+    if isinstance(out.get("labels"), list):
+        out["labels"] = [_pick(label, _LABEL) for label in out["labels"]]
+    if "milestone" in out:
+        out["milestone"] = _pick(out["milestone"], _MILESTONE)
+    if "type" in out:
+        out["type"] = _pick(out["type"], ("id", "name"))
+    if isinstance(out.get("pull_request"), dict):
+        out["pull_request"] = _pick(out["pull_request"], ("url", "merged_at"))
+    return out
 
 
 def _later(a: str, b: str) -> bool:

@@ -18,6 +18,7 @@ from programview.normalize import (
     LinkKind,
     StatusCategory,
     TypeCategory,
+    TypeMapOptions,
     merged_map,
 )
 from programview.sync.connector import ConnectorOptions
@@ -39,7 +40,7 @@ def _field_choice(value: str, key: str) -> str:
     return value
 
 
-class JiraOptions(ConnectorOptions):
+class JiraOptions(ConnectorOptions, TypeMapOptions):
     #: Jira Cloud (REST v3, enhanced JQL search, changelog bulk fetch) or Data Center /
     #: Server (REST v2, ``startAt`` search). Decides endpoints and the credentials needed.
     deployment: Literal["cloud", "datacenter"] = "cloud"
@@ -48,8 +49,7 @@ class JiraOptions(ConnectorOptions):
     story_points_field: str = "auto"
     #: ``"auto"`` finds Jira Software's Sprint field; or a ``customfield_NNNNN`` id.
     sprint_field: str = "auto"
-    #: Extra issue type names -> story|bug|task|epic|incident|other (merged over the defaults).
-    type_map: dict[str, TypeCategory] = Field(default_factory=dict)
+    # type_map (TypeMapOptions): extra issue type names -> category (merged over the defaults).
     #: Per project key: status name -> todo|in_progress|done, overriding the status category
     #: Jira gives the status (e.g. a "Ready for QA" status that Jira files under "done").
     status_overrides: dict[str, dict[str, StatusCategory]] = Field(default_factory=dict)
@@ -71,10 +71,6 @@ class JiraOptions(ConnectorOptions):
     @classmethod
     def _sprint(cls, value: str) -> str:
         return _field_choice(value, "sprint_field")
-
-    def type_categories(self) -> dict[str, TypeCategory]:
-        """Defaults with the configured entries merged over them, keys lower-cased."""
-        return merged_map(DEFAULT_TYPE_MAP, self.type_map)
 
     def link_kinds(self) -> dict[str, LinkKind]:
         return merged_map(DEFAULT_LINK_TYPES, self.link_types)

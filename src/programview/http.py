@@ -242,6 +242,17 @@ class HttpClient:
         _, data = await self._call("POST", path, params, json, None, (200, 201), parse=True)
         return data
 
+    async def get_page(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> HttpPage:
+        """GET one page of a listing: JSON, headers and parsed links (see :meth:`fetch_page`)."""
+        return await self.fetch_page(path, params=params, headers=headers, etag=etag)
+
     async def fetch_page(
         self,
         path: str,

@@ -29,6 +29,8 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel, Field
+
 from programview import clock
 from programview.errors import MappingError
 
@@ -43,6 +45,7 @@ __all__ = [
     "LinkKind",
     "Reference",
     "StatusCategory",
+    "TypeMapOptions",
     "TypeCategory",
     "blocking_references",
     "category_from_labels",
@@ -252,6 +255,25 @@ def merged_map(defaults: Mapping[str, T], overrides: Mapping[str, T]) -> dict[st
     merged = {k.strip().lower(): v for k, v in defaults.items()}
     merged.update({k.strip().lower(): v for k, v in overrides.items()})
     return merged
+
+
+class TypeMapOptions(BaseModel):
+    """The ``type_map`` option every connector offers: extra type or label names ->
+    category, merged over the defaults (``type_categories`` / ``label_categories``)."""
+
+    #: Extra issue type (or label) names -> story|bug|task|epic|incident|other, merged over
+    #: the defaults and matched case-insensitively.
+    type_map: dict[str, TypeCategory] = Field(default_factory=dict)
+
+    def type_categories(
+        self, defaults: Mapping[str, TypeCategory] = DEFAULT_TYPE_NAMES
+    ) -> dict[str, TypeCategory]:
+        return merged_map(defaults, self.type_map)
+
+    def label_categories(
+        self, defaults: Mapping[str, TypeCategory] = DEFAULT_LABEL_TYPES
+    ) -> dict[str, TypeCategory]:
+        return merged_map(defaults, self.type_map)
 
 
 def category_from_labels(

@@ -335,10 +335,11 @@ async def prefetch(pages: AsyncIterator[T]) -> AsyncIterator[T]:
             pending = asyncio.ensure_future(anext(iterator))
             yield page
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        if pending is not None:
+            if not pending.done():
+                pending.cancel()
             with contextlib.suppress(BaseException):
-                await pending
+                await pending  # also retrieves a StopAsyncIteration or error nobody asked for
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(BaseException):
