@@ -85,6 +85,7 @@ class GitHubConnector(Connector):
     options_model = GitHubOptions
     credential_keys: ClassVar[tuple[str, ...]] = ("token",)
     pace_requests: ClassVar[bool] = True
+    live_stream: ClassVar[str | None] = "issues"
 
     options: GitHubOptions
 
@@ -158,9 +159,7 @@ class GitHubConnector(Connector):
             spacing = timedelta(minutes=self.options.board_pass_minutes)
             moved = prev.get("updated_at") != info.updated_at or prev.get("items") != info.items
             changed = (
-                scanned is None
-                or now - scanned >= rescan
-                or (moved and now - scanned >= spacing)
+                scanned is None or now - scanned >= rescan or (moved and now - scanned >= spacing)
             )
             self.board_pass_due = self.board_pass_due or changed
             known = set(prev.get("iterations") or [])
