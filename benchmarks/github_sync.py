@@ -71,7 +71,6 @@ def _simulator(conn: Connection, seed: int, size: str) -> None:
             need["issues"] += pages
             need["graphql"] += max(1, math.ceil(len(live) / PAGE))  # details; PRs need none
             need["blocked_by"] += sum(1 for i in live if gh._native_blocks(org, i)[0])
-            need["reconcile"] += pages
         return dict(need), items
 
     with serve(org) as sim:

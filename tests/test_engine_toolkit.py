@@ -19,6 +19,7 @@ from programview.normalize import ANNOTATION
 from programview.sync import engine as engine_module
 from programview.sync.connector import (
     Connector,
+    LiveIds,
     Mapped,
     Page,
     Record,
@@ -45,6 +46,7 @@ class World:
         self.containers: dict[str, list[str]] = {}
         self.fail_scope: str | None = None
         self.send_items = True  # False: the listing returns nothing (nothing changed)
+        self.listings = 0  # deletion-check listings asked of the connector
         self.prepared_state: list[dict[str, Any]] = []
 
 
@@ -102,6 +104,11 @@ class Items(Stream):
 
 class Toolkit(Connector):
     kind: ClassVar[str] = "toolkit"
+    live_stream: ClassVar[str | None] = "items"
+
+    async def live_ids(self, scope: str) -> LiveIds | None:
+        WORLD.listings += 1
+        return LiveIds("items", {str(i["id"]) for i in WORLD.items.get(scope, [])})
 
     def streams(self) -> list[Stream]:
         return [Items(self)]
@@ -296,3 +303,21 @@ def test_connector_state_persists_only_across_successful_runs(
     )
     assert json.loads(saved.cursor) == {"runs": 1}
     assert db.column_names("sync_state")  # the state lives in the ordinary cursor table
+
+
+def test_a_complete_read_is_the_deletion_checks_listing(
+    engine: sa.Engine, warehouse_url: str, world: World
+) -> None:
+    world.items["A"] = [{"id": 1}, {"id": 2}]
+    cfg = config(warehouse_url, ["A"])
+    sync(cfg)
+    assert world.listings == 0  # the first read listed every live id already
+    del world.items["A"][1]
+    sync(cfg, full=True)  # a full read of what is there now: item 2 is gone
+    assert world.listings == 0
+    live = {r.native_id: bool(r.is_deleted) for r in rows(engine, "SELECT * FROM work_items")}
+    assert live == {"1": False, "2": True}
+    world.now = "2026-01-02T00:00:00"
+    cfg.sync.reconcile_hours = 0  # an incremental read lists nothing whole: it asks
+    sync(cfg)
+    assert world.listings == 1

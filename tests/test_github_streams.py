@@ -509,3 +509,28 @@ def test_an_incremental_read_is_newest_first_and_free_when_nothing_changed() -> 
     assert pages == [] and h.connector.http.requests == 1
     assert route.calls[1].request.headers["If-None-Match"] == '"page-one"'
     assert route.calls[1].request.url.params["since"] == "2025-01-05T09:50:00Z"
+
+
+@respx.mock
+def test_the_board_pass_runs_when_the_project_changed_and_no_more_often_than_asked() -> None:
+    def prepared(state: dict[str, Any], minutes: float, at: datetime) -> GitHubConnector:
+        h = Harness(projects=["acme/7"], board_pass_minutes=minutes)
+        h.connector.state = json.loads(json.dumps(state))
+        h.connector.clock = lambda: at
+        run(h.connector.prepare)
+        return h.connector
+
+    respx.get(f"{BASE}/rate_limit").respond(json={})
+    respx.post(f"{BASE}/graphql").respond(json={"data": PROJECT})
+    first = prepared({}, 0, datetime(2025, 1, 31, 14, 0))
+    assert first.board_pass_due  # never read: read it
+    unchanged = prepared(first.state, 0, datetime(2025, 1, 31, 14, 30))
+    assert not unchanged.board_pass_due  # same updatedAt and item count: no pass
+    moved = json.loads(json.dumps(first.state))
+    moved["projects"]["acme/7"]["updated_at"] = "2025-01-31T13:00:00Z"  # it changed since
+    assert prepared(moved, 0, datetime(2025, 1, 31, 14, 30)).board_pass_due
+    spaced = prepared(moved, 60, datetime(2025, 1, 31, 14, 30))
+    assert not spaced.board_pass_due  # changed, but the last pass was 30 minutes ago
+    assert spaced.state["projects"]["acme/7"]["updated_at"] == "2025-01-31T13:00:00Z"  # kept
+    assert prepared(spaced.state, 60, datetime(2025, 1, 31, 15, 1)).board_pass_due
+    assert prepared(first.state, 0, datetime(2025, 2, 1, 9, 0)).board_pass_due  # 6 h rescan

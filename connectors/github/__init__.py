@@ -85,6 +85,7 @@ class GitHubConnector(Connector):
     options_model = GitHubOptions
     credential_keys: ClassVar[tuple[str, ...]] = ("token",)
     pace_requests: ClassVar[bool] = True
+    live_stream: ClassVar[str | None] = "issues"
 
     options: GitHubOptions
 
@@ -155,18 +156,18 @@ class GitHubConnector(Connector):
             prev = saved.get(info.key) or {}
             rescan = timedelta(hours=self.options.project_rescan_hours)
             scanned = parse_time(prev.get("scanned_at")) if prev.get("scanned_at") else None
+            spacing = timedelta(minutes=self.options.board_pass_minutes)
+            moved = prev.get("updated_at") != info.updated_at or prev.get("items") != info.items
             changed = (
-                prev.get("updated_at") != info.updated_at
-                or prev.get("items") != info.items
-                or scanned is None
-                or now - scanned >= rescan
+                scanned is None or now - scanned >= rescan or (moved and now - scanned >= spacing)
             )
             self.board_pass_due = self.board_pass_due or changed
             known = set(prev.get("iterations") or [])
             self.new_iterations.update(i for i in info.iterations if i not in known)
             saved[info.key] = {
-                "updated_at": info.updated_at,
-                "items": info.items,
+                # a change left for a later board pass stays a change until that pass
+                "updated_at": info.updated_at if changed else prev.get("updated_at"),
+                "items": info.items if changed else prev.get("items"),
                 "scanned_at": self.observed_at if changed else prev.get("scanned_at"),
                 "iterations": sorted(known | set(info.iterations)),
             }

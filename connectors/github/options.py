@@ -38,6 +38,10 @@ class GitHubOptions(ConnectorOptions, TypeMapOptions):
     #: Full scans of a project's items (to see board moves that do not touch the issue) are
     #: skipped while the project reports no change, but happen at least this often.
     project_rescan_hours: float = Field(6.0, ge=0)
+    #: And at most this often when it does change (0: every sync that sees a change). A
+    #: board pass costs a GraphQL page per 100 issues; on a busy large project, e.g. 60
+    #: spreads them out, at the price of seeing card moves (and iteration changes) later.
+    board_pass_minutes: float = Field(0.0, ge=0)
     #: Allow the periodic deletion reconcile (a listing of each repository's issue numbers).
     reconcile: bool = True
 

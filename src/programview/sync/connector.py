@@ -278,6 +278,10 @@ class Connector(ABC):
     options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
     #: Credential keys this kind accepts (each must be an ``${ENV_VAR}`` reference).
     credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: The stream whose complete read (no window: a first or ``--full`` sync) lists every
+    #: live item of the scope, by the work items' native ids: after such a read the deletion
+    #: check uses the ids it saw instead of a listing of its own.
+    live_stream: ClassVar[str | None] = None
     #: Spread requests over what is left of the rate-limit window once it runs low (an API
     #: whose quota is shared by every tool using the same token, like GitHub's 5,000/hour).
     pace_requests: ClassVar[bool] = False

@@ -566,6 +566,8 @@ class _Run:
         self.streams: dict[tuple[str, str, str], _StreamStats] = {}
         self.clients: list[HttpClient] = []
         self.locks = _StreamLocks(engine)
+        #: (source, scope) -> the live ids a complete read of its live-items stream listed
+        self._read_whole: dict[tuple[str, str], set[str]] = {}
         self._db_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(config.sync.concurrency)
 
@@ -779,7 +781,9 @@ class _Run:
                     continue
                 failed = not await self.run_stream(connector, stream, scope)
             if not failed and not self.backfill:
-                await self.reconcile(connector, scope)
+                await self.reconcile(
+                    connector, scope, self._read_whole.pop((src.name, scope), None)
+                )
 
     async def run_stream(self, connector: Connector, stream: Stream, scope: str) -> bool:
         """Run one stream of one scope; False when it failed (later streams are skipped)."""
@@ -811,11 +815,21 @@ class _Run:
                 store_cursor=not self.backfill,
                 cursor_text=cursor_text,
             )
+            # A complete read of the live-items stream lists every live id: keep them for
+            # the deletion check (see ``reconcile``).
+            whole = (
+                stream.name == connector.live_stream
+                and not options.window.bounded
+                and not self.backfill
+            )
+            seen: set[str] = set()
             with tally_requests() as tally:
                 try:
                     pages: AsyncIterator[Page] = stream.pages(scope, cursor, options)
                     async with _closing(pages):
                         async for page in pages:
+                            if whole and not page.patch:
+                                seen.update(_ids(stream, page.records))
                             done = await self.db(writer.write, page)
                             stats.pages += 1
                             stats.records += done.records
@@ -827,6 +841,8 @@ class _Run:
                     self.errors.append(_error(src, f"{scope} {stream.name}", exc))
                 else:
                     stats.status = "partial" if stats.quarantined else "ok"
+                    if whole:
+                        self._read_whole[(src, scope)] = seen
                 finally:
                     stats.requests = tally.count
             stats.finished_at = _now()
@@ -856,16 +872,25 @@ class _Run:
                 )
             ).scalar()
 
-    async def reconcile(self, connector: Connector, scope: str) -> None:
-        """Mark work items that no longer exist in the source as deleted (and back)."""
+    async def reconcile(
+        self, connector: Connector, scope: str, seen: set[str] | None = None
+    ) -> None:
+        """Mark work items that no longer exist in the source as deleted (and back).
+
+        ``seen``: the ids a complete read of the connector's ``live_stream`` just listed (a
+        first or full sync): they are the live ids, so no listing of its own is needed."""
         src = connector.source.name
         key = (src, scope, RECONCILE_STATE)
         every = timedelta(hours=self.config.sync.reconcile_hours)
         last = await self.db(self._load_cursor, key)
-        if last and not self.full and _now() - datetime.fromisoformat(json.loads(last)) < every:
+        recent = last and _now() - datetime.fromisoformat(json.loads(last)) < every
+        if seen is None and recent and not self.full:
             return
         try:
-            live = await connector.live_ids(scope)
+            if seen is not None and connector.live_stream is not None:
+                live: LiveIds | None = LiveIds(stream=connector.live_stream, native_ids=seen)
+            else:
+                live = await connector.live_ids(scope)
         except Exception as exc:
             self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
             return
@@ -935,6 +960,17 @@ class _Run:
                 ],
             )
         return len(gone)
+
+
+def _ids(stream: Stream, records: list[Any]) -> list[str]:
+    """The native ids of a page's records that have one (the others are quarantined)."""
+    out = []
+    for raw in records:
+        try:
+            out.append(stream.native_id(raw))
+        except Exception:  # noqa: BLE001 - an unreadable id is the writer's to quarantine
+            continue
+    return out
 
 
 def _describe(exc: BaseException) -> str:
