@@ -187,7 +187,9 @@ class GitLabConnector(Connector):
 
     # --- issues (used by the issues stream) ------------------------------------------------------
 
-    async def issue_pages(self, scope: str, params: dict[str, Any]) -> AsyncIterator[list[Raw]]:
+    async def issue_pages(
+        self, scope: str, params: dict[str, Any], order_by: str = "updated_at"
+    ) -> AsyncIterator[list[Raw]]:
         """Pages of the project's issues for ``params``: keyset paging where the instance
         offers it for project issues (GitLab 18.3+), offset paging (``x-next-page``, never
         ``x-total``) otherwise. The next page is requested while this one is completed."""
@@ -196,7 +198,7 @@ class GitLabConnector(Connector):
             keyset = paginate(
                 self.http,
                 PageRequest(path, params),
-                KeysetPaginator(page_size=PAGE, order_by="updated_at", sort="asc"),
+                KeysetPaginator(page_size=PAGE, order_by=order_by, sort="asc"),
             )
             started = False
             try:
@@ -344,8 +346,9 @@ class GitLabConnector(Connector):
         if not self.options.reconcile:
             return None
         ids: set[str] = set()
+        # by id: an issue edited while we page does not move in the listing
         async for records in self.issue_pages(
-            scope, {"scope": "all", "order_by": "updated_at", "sort": "asc"}
+            scope, {"scope": "all", "order_by": "id", "sort": "asc"}, order_by="id"
         ):
             ids.update(
                 str(i["id"])
