@@ -10,7 +10,7 @@ tests. The rules are docs/connectors/gitlab.md's, stated on the generator's reco
   cadence moves it just after the next iteration began); a removal counts only before the
   iteration ended (a closed iteration keeps its issues);
 * one sprint per (iteration, project) with an issue ever in it; its name comes from the
-  cadence (the root group), its number and dates, as the automatic cadence gives no title.
+  cadence (the root group), its number and first day, as the automatic cadence gives no title.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ def iteration_dates(spr: Sprint) -> tuple[datetime, datetime]:
 
 
 def sprint_name(org: Organisation, spr: Sprint) -> str:
-    start, end = iteration_dates(spr)
-    due = (end - timedelta(days=1)).date()
-    return f"{org.gitlab_group}: iteration {spr.sequence}, {start.date()} – {due}"
+    start, _ = iteration_dates(spr)
+    return f"{org.gitlab_group} {spr.sequence} · {start:%b} {start.day}"
 
 
 def gitlab_items(org: Organisation) -> list[Item]:

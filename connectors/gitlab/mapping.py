@@ -632,16 +632,17 @@ def map_release(raw: Raw, scope: str, source: str) -> Out:
 
 
 def iteration_name(iteration: Raw) -> str:
-    """The title, or for an iteration of an automatic cadence (null title) its group, number
-    in the cadence and dates: ``acme: iteration 13, 2025-01-06 – 2025-01-19``."""
+    """The title, or for an iteration of an automatic cadence (null title) short enough for a
+    chart axis: its group (the last part of the path), number in the cadence and first day,
+    ``acme 13 · Jan 6`` (the dates are the sprint's start and end columns)."""
     title = iteration.get("title")
     if isinstance(title, str) and title.strip():
         return title
     m = _GROUP_URL.search(str(iteration.get("web_url") or ""))
-    group = f"{m.group('path')}: " if m else ""
-    number = iteration.get("sequence") or iteration.get("iid")
-    dates = f"{iteration.get('start_date')} – {iteration.get('due_date')}"
-    return f"{group}iteration {number}, {dates}" if number is not None else f"{group}{dates}"
+    group = m.group("path").rsplit("/", 1)[-1] if m else "iteration"
+    number = iteration.get("sequence") or iteration.get("iid") or iteration.get("id")
+    start = parse_date(iteration.get("start_date"))
+    return f"{group} {number}" + (f" · {start:%b} {start.day}" if start else "")
 
 
 def map_sprint(raw: Raw, scope: str, source: str) -> Out:
