@@ -8,8 +8,8 @@ This process syncs it into a fresh warehouse and reports, for
    pages of 100, the four resource event lists and the links of every issue, its releases and
    milestones; the iterations once per group; the deletion reconcile is a line of its own),
    work items per second and peak RSS;
-2. a poll with nothing changed (minimum: ``/user``, per project its lookup, one issues page,
-   its releases and milestones, and the iterations once per group);
+2. a poll with nothing changed (minimum: ``/user``, per project its lookup, its releases and
+   milestones and the issues pages of the lookback window, and the iterations once per group);
 3. an incremental sync after ``advance(7)``, whose minimum counts the event calls of the
    changed issues only.
 
@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -43,6 +44,8 @@ from programview.sync.engine import RunResult, sync
 from programview.warehouse import db
 
 PAGE = 100
+#: ``lookback_minutes`` of the generated config.
+LOOKBACK = timedelta(minutes=10)
 #: Requests per changed issue: four resource event lists and the links.
 PER_ISSUE = 5
 
@@ -70,6 +73,18 @@ def _simulator(conn: Connection, seed: int, size: str) -> None:
             need["reconcile"] += max(1, math.ceil(live / PAGE))
         return dict(need)
 
+    def poll_minimum() -> int:
+        """``/user``, per project its lookup, its releases and milestones and the issues
+        pages of the lookback window below the cursor (issues there come back, unchanged, and
+        are dropped before any event request), and the iterations once per group."""
+        need = 1 + len({s.owner for s in scopes})
+        for sc in scopes:
+            items = org.scope_items(sc)
+            newest = max(i.updated for i in items)
+            window = sum(1 for i in items if i.updated >= newest - LOOKBACK)
+            need += 3 + max(1, math.ceil(window / PAGE))
+        return need
+
     with serve(org) as sim:
         sim.app.limiters["gitlab"].limit = 10**9  # measure our pace, not the sim's minute
         conn.send(
@@ -78,7 +93,7 @@ def _simulator(conn: Connection, seed: int, size: str) -> None:
                 "items": sum(len(org.scope_items(s)) for s in scopes),
                 "projects": len(scopes),
                 "minimum": minimum(None),
-                "poll": 1 + 4 * len(scopes) + len({s.owner for s in scopes}),
+                "poll": poll_minimum(),
             }
         )
         while True:
