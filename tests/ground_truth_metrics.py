@@ -33,6 +33,13 @@ depends on what programview observed, this module follows the docs' rule for it 
   the first sync saw, its actual date ``closed_at``. Links GitHub cannot show (relates and
   duplicates between issues) are not expected; cross-tool "Blocked by X" references count
   where the blocked item is a GitHub issue (the Jira connector reads no descriptions).
+* GitLab shows exact history (tests/gitlab_truth.py states its rules): its sprints are
+  (iteration, project) pairs with the iterations API's whole-day dates and the membership the
+  iteration events give (a roll-over counts from the next sprint's start, a removal only before
+  the iteration ended); a milestone's planned date is its due date, its actual date its
+  release's; GitLab has no resolution, so only an issue closed as a duplicate is not
+  delivered; links of every kind count (relates undirected, a duplicate also a relates link),
+  and "Blocked by X" references in GitLab descriptions.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ from typing import Any
 
 import numpy
 from github_truth import Observer, iteration_dates, iteration_state
+from gitlab_truth import duplicate_of as gitlab_duplicate_of
+from gitlab_truth import iteration_dates as gitlab_iteration_dates
+from gitlab_truth import memberships as gitlab_memberships
+from gitlab_truth import sprint_name as gitlab_sprint_name
 
 from programview.simulator.generator import Item, Link, Organisation, Release, Sprint
 
@@ -131,7 +142,14 @@ def is_done(item: Item, at: datetime) -> bool:
     return item.is_done and item.resolved is not None and item.resolved <= at
 
 
+#: GitLab issues closed as a duplicate (``GroundTruth`` fills it for its organisation): GitLab
+#: has no resolution, so these are its only issues done but not delivered.
+GITLAB_DUPLICATES: set[int] = set()
+
+
 def not_delivered(item: Item) -> bool:
+    if item.system == "gitlab":
+        return item.is_done and item.id in GITLAB_DUPLICATES
     return item.is_done and item.resolution in NOT_DELIVERED_RESOLUTIONS
 
 
@@ -270,10 +288,16 @@ class GroundTruth:
         self.sprints: list[SprintView] = [
             self._jira_sprint(s)
             for cad in org.cadences
-            if cad.system != "github" and any(p in self.project_of_scope for p in cad.scope_paths)
+            if cad.system not in ("github", "gitlab")
+            and any(p in self.project_of_scope for p in cad.scope_paths)
             for s in org.sprints_of(cad)
         ]
         self.sprints += self._github_sprints()
+        self.sprints += self._gitlab_sprints()
+        GITLAB_DUPLICATES.clear()
+        GITLAB_DUPLICATES.update(
+            i.id for i in self.items if i.system == "gitlab" and gitlab_duplicate_of(org, i)
+        )
         self.releases: list[Release] = [
             r for r in org.releases.values() if r.scope_path in self.project_of_scope
         ]
@@ -340,6 +364,42 @@ class GroundTruth:
                 )
         return out
 
+    def _gitlab_sprints(self) -> list[SprintView]:
+        """GitLab sprints: one per (iteration, project path) that an issue of the project was
+        ever in (deleted issues were seen by the syncs before they went)."""
+        out = []
+        for path in sorted(self.project_of_scope):
+            if self.org.scope(path).system != "gitlab":
+                continue
+            ever = {m.sprint_id for i in self.org.scope_items(path, True) for m in i.sprints}
+            live = [i for i in self.items if i.scope.path == path]
+            for sid in sorted(ever):
+                spr = self.org.sprints[sid]
+                start, end = (d.replace(tzinfo=UTC) for d in gitlab_iteration_dates(spr))
+                members = tuple(
+                    (
+                        item,
+                        added.replace(tzinfo=UTC) if added else item.created,
+                        removed.replace(tzinfo=UTC) if removed else None,
+                    )
+                    for item in live
+                    for it, (added, removed) in gitlab_memberships(self.org, item).items()
+                    if it == sid
+                )
+                out.append(
+                    SprintView(
+                        f"{spr.native_id}@{path}",
+                        gitlab_sprint_name(self.org, spr),
+                        spr.state,
+                        start,
+                        end,
+                        end if spr.state == "closed" else None,
+                        self.project_of_scope[path],
+                        members,
+                    )
+                )
+        return out
+
     def started(self, item: Item) -> datetime | None:
         """First move to in progress: the generator's, or for GitHub the first sync that
         saw it (GitHub shows no start)."""
@@ -355,7 +415,7 @@ class GroundTruth:
         issue's body."""
         blocked = self.org.items[link.to_id]
         if link.via == "body":
-            return blocked.system == "github"
+            return blocked.system in ("github", "gitlab")
         return blocked.system != "github" or link.kind == "blocks"
 
     def project(self, item: Item) -> str:
@@ -468,6 +528,8 @@ class GroundTruth:
         if r.system == "github":
             assert self.observer is not None
             return self.observer.first_due[r.id], r.released_at, False
+        if r.system == "gitlab":  # due dates do not move after generation; the release dates it
+            return r.due, r.released_at, False
         first: tuple[bool, date] | None = None
         for at, snapshot in self.syncs:
             if r.id not in snapshot:
@@ -671,7 +733,23 @@ class GroundTruth:
             to, frm = self.by_id.get(lk.to_id), self.by_id.get(lk.from_id)
             if to is None or frm is None:
                 continue
+            if to.system == "gitlab" and lk.via == "native":
+                out |= self._gitlab_link_rows(lk, to, frm)
+                continue
             out.add((to.key, self.project(to), frm.key, self.project(frm), lk.kind))
+        return out
+
+    def _gitlab_link_rows(
+        self, lk: Link, to: Item, frm: Item
+    ) -> set[tuple[str, str | None, str, str | None, str]]:
+        """A GitLab link as GitLab shows it: relates has no direction (the smaller key is
+        stored first); a duplicate is a relates link plus the duplicate mark."""
+        if lk.kind == "blocks":
+            return {(to.key, self.project(to), frm.key, self.project(frm), "blocks")}
+        a, b = sorted((to, frm), key=lambda i: i.key)
+        out = {(a.key, self.project(a), b.key, self.project(b), "relates")}
+        if lk.kind == "duplicates" and gitlab_duplicate_of(self.org, frm) is to:
+            out.add((to.key, self.project(to), frm.key, self.project(frm), "duplicates"))
         return out
 
     def planned_finish(self, item: Item) -> date | None:
@@ -873,7 +951,9 @@ class GroundTruth:
             else:
                 truth.sprints[sid] = self.sprint_figures(s)
         for r in self.releases:
-            rid = f"milestone/{r.native_id}" if r.system == "github" else str(r.native_id)
+            rid = (
+                f"milestone/{r.native_id}" if r.system in ("github", "gitlab") else str(r.native_id)
+            )
             old = before.releases.get(rid) if before else None
             shipped = old["released_at"] if old else None
             if old and old["state"] == "released" and shipped is not None and shipped <= settled:

@@ -133,7 +133,7 @@ def test_example_github_block_is_valid_once_uncommented() -> None:
     """The commented GitHub source of the example works as written when uncommented."""
     text = (ROOT / "config.example.toml").read_text()
     start = text.index("# --- GitHub")
-    end = text.index("# --- Programs and projects")
+    end = text.index("\n# --- ", start) + 1  # the next section
     block = [line.removeprefix("# ") for line in text[start:end].splitlines()[1:]]
     assert any(line.startswith("kind = ") for line in block)
     text = text[:start] + "\n".join(block) + "\n" + text[end:]
@@ -147,6 +147,33 @@ def test_example_github_block_is_valid_once_uncommented() -> None:
     assert github.kind == "github" and github.scopes == ["acme/web", "acme-mobile"]
     assert github.options["projects"] == ["acme/7"]
     assert config.project_of_scope("github", "acme/web").key == "WEB"  # type: ignore[union-attr]
+
+
+def test_example_gitlab_block_is_valid_once_uncommented() -> None:
+    """The commented GitLab source of the example works as written when uncommented, with
+    the issue's keys: a group scope, the token, in_progress_labels."""
+    text = (ROOT / "config.example.toml").read_text()
+    start = text.index("# --- GitLab")
+    end = text.index("\n# --- ", start) + 1
+    block = [line.removeprefix("# ") for line in text[start:end].splitlines()[1:]]
+    text = text[:start] + "\n".join(block) + "\n" + text[end:]
+    text = text.replace('scopes = ["jira:WEB"]', 'scopes = ["jira:WEB", "gitlab:acme/platform"]')
+    env = {
+        name: f"https://hooks.example.com/{name}" if "URL" in name else f"value-of-{name}"
+        for name in re.findall(r"\$\{(\w+)\}", text)
+    }
+    config = parse_config(text, path="config.example.toml", environ=env)
+    gitlab = config.source("gitlab")
+    assert gitlab.kind == "gitlab" and gitlab.scopes == ["acme/pay", "acme/platform"]
+    assert gitlab.options["in_progress_labels"] == ["workflow::in dev", "workflow::review"]
+    assert gitlab.secret("token") == "value-of-GITLAB_TOKEN"
+    assert config.project_of_scope("gitlab", "acme/platform").key == "WEB"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="in_progress_label"):
+        parse_config(
+            text.replace("in_progress_labels =", "in_progress_label ="),
+            path="config.example.toml",
+            environ=env,
+        )
 
 
 # --- unknown keys -----------------------------------------------------------------------------

@@ -57,6 +57,20 @@ def test_demo_builds_a_queryable_warehouse_and_report(tmp_path: Path) -> None:
     config = (folder / "programview.toml").read_text(encoding="utf-8")
     assert "${PROGRAMVIEW_SIM_JIRA_TOKEN}" in config
     assert "sim-jira-api-token" not in config
+    # GitLab is synced too, and one of its issues is blocked by a Jira or GitHub issue.
+    with sqlite3.connect(database) as conn:
+        gitlab_items = conn.execute(
+            "SELECT count(*) FROM v_work_items WHERE source_kind = 'gitlab'"
+        ).fetchone()[0]
+        gitlab_blocked_across_tools = conn.execute(
+            "SELECT count(*) FROM v_dependencies d JOIN v_work_items a "
+            "ON a.item_key = d.blocked_item_key JOIN v_work_items b "
+            "ON b.item_key = d.blocking_item_key "
+            "WHERE a.source_kind = 'gitlab' AND b.source_kind IN ('jira', 'github') "
+            "AND d.cross_project"
+        ).fetchone()[0]
+    assert gitlab_items > 0, "the demo should sync the simulated GitLab projects"
+    assert gitlab_blocked_across_tools > 0, "a GitLab issue blocked by a Jira or GitHub issue"
 
 
 def _views(database: Path) -> dict[str, list[tuple[object, ...]]]:

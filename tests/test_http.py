@@ -333,11 +333,13 @@ def test_gitlab_insufficient_scope_403_is_an_auth_error(h: Harness) -> None:
             json={
                 "error": "insufficient_scope",
                 "error_description": "The request requires higher privileges than provided.",
+                "scope": "api",
             },
         )
     )
-    with pytest.raises(AuthError, match="higher privileges"):
+    with pytest.raises(AuthError, match="higher privileges") as caught:
         run(lambda: h.client.get_json("/x"))
+    assert "needs the 'api' scope" in str(caught.value)  # which scope, as GitLab says
     assert h.client.requests == 1
 
 

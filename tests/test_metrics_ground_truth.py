@@ -48,7 +48,7 @@ from programview.transform import run_transform
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ("sim-jira", "sim-github")
+SOURCES = ("sim-jira", "sim-github", "sim-gitlab")
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,18 @@ SCENARIOS = [
         ),
         changes=("deleted", "sprints", "releases"),
         kinds=("jira", "github"),
+    ),
+    # Jira and GitLab together: GitLab projects with iterations of the group's cadence as
+    # sprints per project (exact membership from iteration events, roll-overs), weights with
+    # re-estimates, milestones with their releases' dates, links of every kind, and GitLab
+    # issues blocked by Jira issues.
+    Scenario(
+        "jira-and-gitlab-a-month",
+        seed=20,
+        days=20,
+        rules=frozenset({"blocker_unscheduled", "blocker_stalled", "dependency_cycle"}),
+        changes=("deleted", "sprints", "releases"),
+        kinds=("jira", "gitlab"),
     ),
     # The first weeks of the year on Data Center: no closed sprint yet (velocity falls back to
     # 14-day windows), no release due yet, then the first sprints close.
@@ -485,6 +497,13 @@ def test_warehouse_figures_equal_ground_truth_after_a_backfill_and_an_incrementa
             run_transform(engine, config, as_of=org.now.replace(tzinfo=None))
             truth = compute(org, scopes, syncs, truths[-1] if truths else None, observer)
             assert truth.sprints and truth.releases and len(truth.projects) >= 2
+            if "gitlab" in scenario.kinds:  # the GitLab part is compared, not only present
+                gitlab = {s.path for s in org.scopes_of("gitlab")}
+                assert any(k.split("@")[-1] in gitlab for k in truth.sprints), "no GitLab sprint"
+                assert any(k.startswith("milestone/") for k in truth.releases)
+                assert any(
+                    d[0].split("#")[0] in gitlab and "#" not in d[2] for d in truth.dependencies
+                )
             if observer is not None:  # the GitHub part is compared, not only present
                 assert any("@" in k for k in truth.sprints), "no GitHub sprint to compare"
                 assert any(k.startswith("milestone/") for k in truth.releases)

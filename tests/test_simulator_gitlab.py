@@ -243,9 +243,15 @@ def test_groups_projects_milestones_iterations_releases(sim: Simulator) -> None:
     assert root["id"] == 100 and root["full_path"] == "acme" and root["parent_id"] is None
     direct = c.get("/groups/acme/projects").json()
     deep = c.get("/groups/acme/projects", params={"include_subgroups": "true"}).json()
-    assert direct == [] and {p["path_with_namespace"] for p in deep} == {
+    live = c.get(
+        "/groups/acme/projects", params={"include_subgroups": "true", "archived": "false"}
+    ).json()
+    assert direct == [] and {p["path_with_namespace"] for p in live} == {
         s.path for s in org.scopes_of("gitlab")
     }
+    archived = [p for p in deep if p["archived"]]
+    assert [p["path_with_namespace"] for p in archived] == [gl.archived_project_path(org)]
+    assert c.get(f"/projects/{enc(gl.archived_project_path(org))}").json()["archived"] is True
     scope = org.scopes_of("gitlab")[0]
     assert c.get(f"/projects/{enc(scope.path)}").json()["id"] == scope.native_id
     assert c.get(f"/projects/{scope.native_id}").json()["path_with_namespace"] == scope.path
@@ -312,6 +318,10 @@ def test_rate_limits_answer_as_gitlab(sim: Simulator) -> None:
     sim.faults.add("gitlab:ratelimit:path=*/issues,variant=text")
     r = c.get(url)
     assert r.status_code == 429 and r.text.strip() == "Retry later"
+    sim.faults.add("gitlab:ratelimit:path=*/issues,variant=bare")
+    r = c.get(url)
+    assert r.status_code == 429 and r.text.strip() == "Retry later"
+    assert "retry-after" not in r.headers and "ratelimit-remaining" not in r.headers
     assert c.get(url).status_code == 200
 
 

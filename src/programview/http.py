@@ -626,6 +626,10 @@ def _extract_message(response: httpx.Response) -> str:
         if isinstance(value, str) and value not in parts:
             parts.append(value)
             break
+    scope = body.get("scope")
+    if body.get("error") == "insufficient_scope" and isinstance(scope, str) and scope:
+        # OAuth 2 (RFC 6750): the answer names the scope the request needs (GitLab does).
+        parts.append(f"the token needs the {scope!r} scope for this request")
     if isinstance(errors, list):
         for err in errors[:5]:
             if isinstance(err, dict):

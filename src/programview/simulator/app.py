@@ -656,6 +656,8 @@ def rate_limit_response(
         }
         if variant == "text":
             return Response(b"Retry later\n", 429, headers, media_type="text/plain")
+        if variant == "bare":  # GitLab issues 365728, 352409: no hint at all
+            return Response(b"Retry later\n", 429, {"x-sim-bare": "1"}, media_type="text/plain")
         body = {
             "message": {
                 "error": "This endpoint has been requested too many times. Try again later."
@@ -897,8 +899,11 @@ class SimApp:
                 self.limiters[api].hit(resource)
         elif response.status_code == 401 or record.fault:
             self.limiters[api].hit(resource)
+        bare = response.headers.get("x-sim-bare") is not None
+        if bare:  # a throttle answer without any rate-limit header (GitLab's "bare" 429)
+            del response.headers["x-sim-bare"]
         for name, value in self.limiters[api].headers(resource).items():
-            if name.lower() not in response.headers:
+            if not bare and name.lower() not in response.headers:
                 response.headers[name] = value
         # The simulated world's clock, as real servers send theirs: a client that stamps
         # observations with the server's Date stays in simulated time.

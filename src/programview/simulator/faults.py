@@ -21,7 +21,9 @@ Grammar of a ``--faults`` SPEC::
            | retry_after=S seconds in Retry-After / reset (default: the plan's
                            ``retry_after_s``, 1 s); on 5xx only sent when given
            | ms=N          latency: extra delay in milliseconds
-           | variant=V     gitlab ratelimit: ``json`` (default) or ``text`` ("Retry later");
+           | variant=V     gitlab ratelimit: ``json`` (default), ``text`` ("Retry later")
+                           or ``bare`` ("Retry later" without Retry-After or RateLimit-*
+                           headers, as GitLab sometimes answers);
                            jira ratelimit: ``json`` (default) or ``html``
 
 Examples: ``github:ratelimit:at=3`` (the 3rd GitHub request gets the primary limit),

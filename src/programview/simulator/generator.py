@@ -953,7 +953,7 @@ class Organisation:
                 f'base_url = "{base}/gitlab"',
                 f"scopes = {arr(s.path for s in self.scopes_of('gitlab'))}",
                 'credentials = { token = "${PROGRAMVIEW_SIM_GITLAB_TOKEN}" }',
-                f'options = {{ group = "{self.gitlab_group}" }}',
+                'options = { in_progress_labels = ["workflow::in dev", "workflow::in review"] }',
                 "",
             ],
         }

@@ -9,7 +9,8 @@ Auth is the app's (``PRIVATE-TOKEN`` or ``Authorization: Bearer``; bad token →
 Endpoints (``:id`` is a number or a URL-encoded path, e.g. ``acme%2Fplatform%2Fapi``):
 
 * ``GET /groups/:id``, ``/groups/:id/subgroups``, ``/groups/:id/descendant_groups``,
-  ``/groups/:id/projects`` (``include_subgroups``), ``GET /projects/:id``.
+  ``/groups/:id/projects`` (``include_subgroups``, ``archived``: an archived project without
+  issues, ``…/legacy-portal``, is listed unless ``archived=false``), ``GET /projects/:id``.
 * ``GET /projects/:id/issues`` and ``GET /groups/:id/issues`` (subgroups included):
   ``state`` opened|closed|all, ``updated_after``/``updated_before`` and
   ``created_after``/``created_before`` (inclusive), ``scope`` all (default)|created_by_me|
@@ -34,8 +35,9 @@ Endpoints (``:id`` is a number or a URL-encoded path, e.g. ``acme%2Fplatform%2Fa
   milestones: none here; ``include_descendants=true`` adds the projects'), ``state``
   active|closed, ``updated_after``/``updated_before``, ``iids[]``, ``title``.
 * Iterations ``GET /groups/:id/iterations`` (``state`` opened|upcoming|current|closed|all,
-  ``include_ancestors`` default true — the cadence lives on the root group; the response
-  ``state`` is 1 upcoming, 2 current, 3 closed), ``updated_after``/``updated_before``.
+  ``include_ancestors`` default true — the cadence lives on the root group and schedules
+  its iterations automatically, so their ``title`` and ``description`` are null; the
+  response ``state`` is 1 upcoming, 2 current, 3 closed), ``updated_after``/``updated_before``.
   Iterations are whole days: ``start_date`` is the sprint's first day, ``due_date`` its
   last (the day before the next one starts).
 * Releases ``GET /projects/:id/releases`` (shipped milestones; ``order_by``
@@ -249,6 +251,56 @@ def _group_projects(org: Organisation, group: GitLabGroup, subgroups: bool) -> l
     ]
 
 
+#: An archived project (no issues) in the first GitLab project's group: listed by
+#: ``/groups/:id/projects`` unless ``archived=false``, found by ``GET /projects/:id``.
+ARCHIVED_PROJECT_ID = 2999
+
+
+def archived_project_path(org: Organisation) -> str:
+    return f"{org.scopes_of('gitlab')[0].owner}/legacy-portal"
+
+
+def _is_archived_project(ctx: Ctx) -> bool:
+    ident = ctx.params["project"]
+    return ident == str(ARCHIVED_PROJECT_ID) or ident.lower() == archived_project_path(ctx.org)
+
+
+def archived_project_json(ctx: Ctx) -> dict[str, Any]:
+    org = ctx.org
+    path = archived_project_path(org)
+    owner = path.rsplit("/", 1)[0]
+    grp = next(g for g in org.gitlab_groups if g.path == owner)
+    return {
+        "id": ARCHIVED_PROJECT_ID,
+        "description": "Retired storefront",
+        "name": "Legacy portal",
+        "name_with_namespace": f"{grp.name} / Legacy portal",
+        "path": "legacy-portal",
+        "path_with_namespace": path,
+        "created_at": gitlab_time(datetime(2024, 3, 1, 9, 0, tzinfo=org.now.tzinfo)),
+        "default_branch": "main",
+        "web_url": f"{ctx.base_url}/{path}",
+        "archived": True,
+        "visibility": "private",
+        "last_activity_at": gitlab_time(datetime(2025, 1, 10, 9, 0, tzinfo=org.now.tzinfo)),
+        "namespace": {
+            "id": grp.id,
+            "name": grp.name,
+            "path": grp.path.rsplit("/", 1)[-1],
+            "kind": "group",
+            "full_path": grp.path,
+            "parent_id": grp.parent_id,
+            "web_url": f"{ctx.base_url}/groups/{grp.path}",
+        },
+        "issues_enabled": True,
+        "open_issues_count": 0,
+        "_links": {
+            "self": f"{ctx.base_url}/api/v4/projects/{ARCHIVED_PROJECT_ID}",
+            "issues": f"{ctx.base_url}/api/v4/projects/{ARCHIVED_PROJECT_ID}/issues",
+        },
+    }
+
+
 def _root_group(org: Organisation) -> GitLabGroup:
     return next(g for g in org.gitlab_groups if g.parent_id is None)
 
@@ -355,8 +407,9 @@ def iteration_json(ctx: Ctx, spr: Sprint) -> dict[str, Any]:
         "iid": spr.iid,
         "sequence": spr.sequence,
         "group_id": root.id,
-        "title": spr.name,
-        "description": spr.goal or None,
+        # the cadence schedules its iterations automatically: no title, no description
+        "title": None,
+        "description": None,
         "state": ITERATION_STATE_CODE[spr.state],
         "created_at": gitlab_time(created),
         "updated_at": gitlab_time(spr.updated),
@@ -822,20 +875,41 @@ def register(router: Router) -> None:
     @get("/groups/{group}/projects")
     def group_projects(ctx: Ctx) -> Response:
         grp = _group(ctx)
-        rows = _group_projects(ctx.org, grp, _bool(ctx, "include_subgroups", False))
+        subgroups = _bool(ctx, "include_subgroups", False)
+        rows: list[Any] = _group_projects(ctx.org, grp, subgroups)
+        archived = ctx.query.get("archived")
+        owner = archived_project_path(ctx.org).rsplit("/", 1)[0]
+        if (_under(owner, grp) if subgroups else owner == grp.path) and (
+            archived is None or _bool(ctx, "archived", True)
+        ):
+            rows.append(None)  # the archived project
+        if archived is not None and _bool(ctx, "archived", True):
+            rows = [r for r in rows if r is None]
         order_by = _enum(
             ctx, "order_by", ("created_at", "id", "name", "path", "last_activity_at"), "created_at"
         )
         sort = _enum(ctx, "sort", SORTS, "desc")
-        rows.sort(
-            key=lambda s: {
+
+        def sort_key(s: Scope | None) -> Any:
+            if s is None:
+                return {"name": "Legacy portal", "path": "legacy-portal"}.get(
+                    order_by, ARCHIVED_PROJECT_ID
+                )
+            return {
                 "name": s.name,
                 "path": s.path,
                 "last_activity_at": _cache(ctx.org).last_activity.get(s.path, ctx.org.now),
-            }.get(order_by, s.native_id),
-            reverse=sort == "desc",
+            }.get(order_by, s.native_id)
+
+        if order_by == "last_activity_at":
+            rows = [r for r in rows if r is not None] + [r for r in rows if r is None]
+        else:
+            rows.sort(key=sort_key, reverse=sort == "desc")
+        return _paged(
+            ctx,
+            rows,
+            lambda s: archived_project_json(ctx) if s is None else project_json(ctx, s),
         )
-        return _paged(ctx, rows, lambda s: project_json(ctx, s))
 
     @get("/groups/{group}/issues")
     def group_issues(ctx: Ctx) -> Response:
@@ -879,13 +953,15 @@ def register(router: Router) -> None:
             if spr.state in wanted
             and (after is None or spr.updated >= after)
             and (before is None or spr.updated <= before)
-            and search in spr.name.lower()
+            and not search  # automatic cadence iterations have no title to match
         ]
         rows.sort(key=lambda s: (s.end, s.id))
         return _paged(ctx, rows, lambda s: iteration_json(ctx, s))
 
     @get("/projects/{project}")
     def project(ctx: Ctx) -> dict[str, Any]:
+        if _is_archived_project(ctx):
+            return archived_project_json(ctx)
         return project_json(ctx, _project(ctx))
 
     @get("/projects/{project}/issues")
