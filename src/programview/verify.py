@@ -158,11 +158,11 @@ def compare_sprint(
     by_key = {o.key: o for o in ours}
     pairs: list[tuple[OurItem | None, SprintReportItem | None]] = []
     matched: set[str] = set()
-    for item in report.items:
-        mine = by_id.get(item.native_id or "") or by_key.get(item.key)
+    for reported in report.items:
+        mine = by_id.get(reported.native_id or "") or by_key.get(reported.key)
         if mine is not None:
             matched.add(mine.native_id)
-        pairs.append((mine, item))
+        pairs.append((mine, reported))
     pairs.extend((o, None) for o in ours if o.native_id not in matched)
 
     out: list[Difference] = []

@@ -593,6 +593,7 @@ class _Run:
                     quarantined=0,
                 )
             )
+            assert res.inserted_primary_key is not None
             self.run_id = int(res.inserted_primary_key[0])
 
     def _stream_row(self, key: tuple[str, str, str]) -> dict[str, Any]:
