@@ -19,6 +19,7 @@ from programview.transform import TransformResult
 from programview.transform._sql import Ctx, Sql, fetch
 from programview.transform.alerts import AlertDraft, refresh_alerts
 from programview.transform.benefits import refresh_benefits
+from programview.transform.forecast import at_risk_alerts, refresh_forecasts
 from programview.transform.health import Component, Health, score_program, score_project
 from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
 from programview.transform.releases import refresh_release_metrics
@@ -49,7 +50,10 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
             n_sprints = refresh_sprint_metrics(ctx)
             n_releases = refresh_release_metrics(ctx)
             load = refresh_resource_load(ctx)
-            alerts = refresh_alerts(ctx, contention_alerts(ctx, load))
+            forecast = refresh_forecasts(ctx)
+            alerts = refresh_alerts(
+                ctx, [*contention_alerts(ctx, load), *at_risk_alerts(ctx, forecast)]
+            )
             projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
         healths = _project_health(ctx, projects, alerts.open)
         _write_projects(ctx, projects, healths)
