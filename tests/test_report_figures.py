@@ -112,8 +112,9 @@ class Views:
 
 
 #: Columns documented as fractions without the ``_ratio`` / ``_rate`` suffix (docs/metrics.md:
-#: ``roi`` = (realised value - actual cost) / actual cost).
-FRACTIONS = frozenset({"roi"})
+#: ``roi`` = (realised value - actual cost) / actual cost; "Delivery forecasts": the
+#: probabilities are shares of trials).
+FRACTIONS = frozenset({"roi", "probability_on_time", "forecast_on_time_probability"})
 
 
 def is_fraction(unit_of: str) -> bool:

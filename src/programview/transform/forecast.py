@@ -335,10 +335,10 @@ class ForecastResult:
     def project_probability(self, key: str) -> tuple[float | None, str | None]:
         """P(the project's open work finishes by its end date), or why there is none."""
         node = self.projects.get(key)
+        if node is not None and node.due_date is None:
+            return None, "no end date configured for the project"
         if node is None or node.finish is None:
             return None, (node.note if node else None) or "no forecast for this project"
-        if node.due_date is None:
-            return None, "no end date configured for the project"
         return on_time_share(node.finish, self.today, node.due_date), None
 
 

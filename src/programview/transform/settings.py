@@ -24,7 +24,7 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 #: Health components and the metrics each one averages (docs/metrics.md, "Program health").
 COMPONENTS: dict[str, tuple[str, ...]] = {
-    "schedule": ("spi", "on_time_delivery_rate", "forecast_slip_days"),
+    "schedule": ("spi", "on_time_delivery_rate", "forecast_on_time_probability"),
     "delivery": ("velocity_cv", "say_do_ratio"),
     "quality": ("defect_density", "open_bug_trend_pct"),
     "budget": ("cpi",),
@@ -58,7 +58,7 @@ def _default_thresholds() -> dict[str, list[tuple[float, float]]]:
     return {
         "spi": [(0.7, 0.0), (0.85, 50.0), (0.95, 75.0), (1.0, 100.0)],
         "on_time_delivery_rate": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (1.0, 100.0)],
-        "forecast_slip_days": [(0.0, 100.0), (14.0, 75.0), (30.0, 50.0), (60.0, 0.0)],
+        "forecast_on_time_probability": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (0.95, 100.0)],
         "velocity_cv": [(0.1, 100.0), (0.25, 75.0), (0.4, 50.0), (0.6, 0.0)],
         "say_do_ratio": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (1.0, 100.0)],
         "defect_density": [(5.0, 100.0), (10.0, 75.0), (20.0, 50.0), (40.0, 0.0)],
