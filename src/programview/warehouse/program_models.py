@@ -94,4 +94,3 @@ class ResourceLoad(Base):
     #: Whether the project has an active sprint (the contention rule needs two such).
     project_sprint_active: Mapped[bool] = mapped_column(Boolean)
     __table_args__ = (Index("ix_resource_load_week", "week"),)
-
