@@ -19,6 +19,7 @@ from programview.transform import TransformResult
 from programview.transform._sql import Ctx, Sql, fetch
 from programview.transform.alerts import AlertDraft, refresh_alerts
 from programview.transform.benefits import refresh_benefits
+from programview.transform.flow import refresh_flow
 from programview.transform.forecast import ForecastResult, at_risk_alerts, refresh_forecasts
 from programview.transform.health import Component, Health, score_program, score_project
 from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
@@ -55,6 +56,7 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
                 ctx, [*contention_alerts(ctx, load), *at_risk_alerts(ctx, forecast)]
             )
             projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
+        refresh_flow(ctx, {p.info.key: p.values.get("cycle_time_p85_days") for p in projects})
         healths = _project_health(ctx, projects, alerts.open, forecast)
         _write_projects(ctx, projects, healths)
         _write_health_inputs(ctx, projects, healths)
