@@ -50,7 +50,7 @@ import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -75,6 +75,7 @@ METRICS: dict[str, int] = {
     "on_time_grace_days": 0,
     "scope_change_days": 30,
     "bug_trend_days": 30,
+    "flow_days": 90,
     "refresh_days": 30,  # fixed, not a config key ("Settled sprints and releases")
 }
 ALERTS: dict[str, Any] = {
@@ -251,6 +252,9 @@ class Truth:
     project_forecasts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: release_at_risk: release native id -> {severity, slip_days, program_key, project_key}
     at_risk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (project key, day) -> {todo, wip, done, arrivals, departures, ageing, net_flow,
+    #: net_flow_7d (from the window's 7th day)}
+    flow: dict[tuple[str, date], dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1139,6 +1143,51 @@ class GroundTruth:
         for key, proj in self.projects.items():
             truth.project_forecasts[key] = row(("p", key), proj.end)
 
+    # --- flow (docs/metrics.md, "Flow") ------------------------------------------------------
+
+    def flow(self, truth: Truth) -> None:
+        """Per project and day of the flow window: the status of every live non-epic item at
+        the end of the day, what arrived and departed, and the ageing work in progress."""
+        today, as_of = self.today, self.as_of
+        days = [today - k * DAY for k in range(METRICS["flow_days"] - 1, -1, -1)]
+        for key in sorted(self.projects):
+            p85 = truth.projects[key]["cycle_time_p85_days"]
+            facts = []
+            for i in self.items:
+                if self.project(i) != key or i.type == "epic":
+                    continue
+                created = i.created.date()
+                done_day = None
+                if i.is_done and i.resolved is None:
+                    done_day = created
+                elif i.is_done and i.resolved <= as_of:  # type: ignore[operator]
+                    done_day = i.resolved.date()  # type: ignore[union-attr]
+                started = self.started(i) if i.status_category != "todo" else None
+                if started is not None and started > as_of:
+                    started = None
+                facts.append((created, done_day, started))
+            for day in days:
+                end = as_of if day == today else datetime.combine(day + DAY, time.min, tzinfo=UTC)
+                row = dict.fromkeys(("todo", "wip", "done", "arrivals", "departures", "ageing"), 0)
+                for created, done_day, started in facts:
+                    if created > day:
+                        continue
+                    row["arrivals"] += created == day
+                    row["departures"] += done_day == day
+                    if done_day is not None and done_day <= day:
+                        row["done"] += 1
+                    elif started is not None and started.date() <= day:
+                        row["wip"] += 1
+                        if p85 is not None and (end - started) / DAY > p85:
+                            row["ageing"] += 1
+                    else:
+                        row["todo"] += 1
+                row["net_flow"] = row["arrivals"] - row["departures"]
+                truth.flow[(key, day)] = row
+            for k in range(6, len(days)):
+                week = [truth.flow[(key, days[j])]["net_flow"] for j in range(k - 6, k + 1)]
+                truth.flow[(key, days[k])]["net_flow_7d"] = sum(week)
+
     # --- health -------------------------------------------------------------------------------
 
     def health(self, values: dict[str, Any], alert_weight: float | None) -> dict[str, Any]:
@@ -1224,6 +1273,7 @@ class GroundTruth:
                 alert_weight.get(key, 0.0) if values["item_count"] else None,
             )
 
+        self.flow(truth)
         open_alerts: dict[str, int] = defaultdict(int)
         for alert in truth.pair_alerts.values():
             open_alerts[alert["program_key"]] += 1

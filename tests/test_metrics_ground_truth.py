@@ -20,8 +20,9 @@ its first item, length and members; a shared_resource_contention by program and 
 project metrics and health (``v_project_metrics``),
 program health (``v_program_health``) and the Monte Carlo forecasts (``v_release_forecast``,
 ``v_project_forecast``: P50/P85/P95 to the day, on-time probability, driving blocker; and
-the ``release_at_risk`` alerts). Exact equality for counts, dates and verdicts; 1e-6
-relative for fractional figures.
+the ``release_at_risk`` alerts), and the flow (``v_flow_daily``: WIP by status category,
+ageing WIP, arrivals, departures, net flow per day and per 7 days). Exact equality for
+counts, dates and verdicts; 1e-6 relative for fractional figures.
 
 Every difference is collected before failing, one line each (run, view, row, column,
 warehouse value, ground truth), so a failure shows the whole picture at once.
@@ -407,6 +408,38 @@ def compare_forecasts(engine: sa.Engine, truth: Truth, diff: Differences) -> Non
             )
 
 
+FLOW = {
+    "todo": "todo_items",
+    "wip": "in_progress_items",
+    "done": "done_items",
+    "arrivals": "arrivals",
+    "departures": "departures",
+    "ageing": "ageing_wip_items",
+    "net_flow": "net_flow",
+    "net_flow_7d": "net_flow_7d",
+}
+
+
+def compare_flow(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
+    """``v_flow_daily`` over the run's window: WIP by status category, ageing WIP, arrivals,
+    departures and net flow (daily and over 7 days)."""
+    first = min(day for _key, day in truth.flow)
+    rows = {
+        (r["project_key"], d): r
+        for r in view(engine, "v_flow_daily")
+        if (d := as_date(r["day"])) is not None and d >= first
+    }
+    diff.keys("v_flow_daily", set(rows), set(truth.flow))
+    for (key, day), want in truth.flow.items():
+        row = rows.get((key, day))
+        if row is None:
+            continue
+        for name, col in FLOW.items():
+            if name in want:
+                diff.exact(f"v_flow_daily {key} {day}", col, row[col], want[name])
+    assert any(w["ageing"] for w in truth.flow.values()), "no ageing WIP to compare"
+
+
 def compare_dependencies(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
     got = set()
     # links to items no configured source syncs (a GitHub issue "blocked by" a GitLab one
@@ -507,6 +540,7 @@ def compare_all(engine: sa.Engine, truth: Truth) -> list[str]:
     compare_dependencies(engine, truth, diff)
     compare_alerts(engine, truth, diff)
     compare_forecasts(engine, truth, diff)
+    compare_flow(engine, truth, diff)
     compare_projects(engine, truth, diff)
     compare_programs(engine, truth, diff)
     return diff.lines
