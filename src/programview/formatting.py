@@ -142,7 +142,7 @@ FIELDS: dict[str, Field] = {
         _f("benefits_score", "Benefits", "score", "benefits component, 0-100"),
         _f("benefits_weight", "Weight", "weight", "the benefits component's weight"),
         # forecasts and flow (v_release_forecast, v_flow_daily)
-        _f("probability_on_time", "On-time chance", "fraction", "share of trials by the due date"),
+        _f("probability_on_time", "P(on time)", "fraction", "share of trials by the due date"),
         _f("p50_date", "P50", "date", "half the trials done by"),
         _f("p85_date", "P85", "date", "85% of the trials done by"),
         _f("p95_date", "P95", "date", "95% of the trials done by"),
