@@ -25,18 +25,25 @@ _EPOCH = date(1970, 1, 1)
 
 
 def _events_sql(ctx: Ctx) -> str:
+    """How many items per project and (created, left to do, done) days; every day before
+    the window is one bucket (``:epoch``), so old items fall into a few groups and only the
+    recent timestamps need a calendar date."""
     d = ctx.sql.date
+
+    def day(ts: str) -> str:
+        return f"CASE WHEN {ts} < :start THEN :epoch ELSE {d(ts)} END"
+
     return f"""
 WITH {SCOPE_PROJECT_CTE},
 it AS (
   SELECT sp.project_key,
-         COALESCE({d("wi.created_at")}, :epoch) AS c,
+         CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day("wi.created_at")} END AS c,
          CASE WHEN wi.status_category <> 'todo' AND wi.started_at <= :as_of
-              THEN {d("wi.started_at")} END AS s,
+              THEN {day("wi.started_at")} END AS s,
          CASE WHEN wi.status_category = 'done' AND wi.resolved_at IS NULL
-              THEN COALESCE({d("wi.created_at")}, :epoch)
+              THEN CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day("wi.created_at")} END
               WHEN wi.status_category = 'done' AND wi.resolved_at <= :as_of
-              THEN {d("wi.resolved_at")} END AS r
+              THEN {day("wi.resolved_at")} END AS r
   FROM work_items wi
   JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
   WHERE NOT wi.is_deleted AND wi.type_category <> 'epic'
@@ -52,11 +59,7 @@ ev2 AS (
          CASE WHEN r < c THEN c ELSE r END AS r
   FROM ev
 )
-SELECT project_key, 'c' AS kind, c AS day, COUNT(*) AS n FROM ev2 GROUP BY project_key, c
-UNION ALL
-SELECT project_key, 'l', l, COUNT(*) FROM ev2 WHERE l IS NOT NULL GROUP BY project_key, l
-UNION ALL
-SELECT project_key, 'r', r, COUNT(*) FROM ev2 WHERE r IS NOT NULL GROUP BY project_key, r
+SELECT project_key, c, l, r, COUNT(*) AS n FROM ev2 GROUP BY project_key, c, l, r
 """
 
 
@@ -91,13 +94,20 @@ def refresh_flow(ctx: Ctx, cycle_p85: dict[str, float | None]) -> int:
     }
     base: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     daily: dict[str, dict[tuple[str, date], int]] = defaultdict(lambda: defaultdict(int))
-    for project, kind, day, n in fetch(ctx.conn, _events_sql(ctx), params, {"day": sa.Date()}):
-        if day < start:
-            base[project][kind] += int(n)
-        else:
-            daily[project][(kind, day)] += int(n)
+    types = {"c": sa.Date(), "l": sa.Date(), "r": sa.Date()}
+    for project, *when, n in fetch(ctx.conn, _events_sql(ctx), params, types):
+        for kind, day in zip(("c", "l", "r"), when, strict=True):
+            if day is None:
+                continue
+            if day < start:
+                base[project][kind] += int(n)
+            else:
+                daily[project][(kind, day)] += int(n)
 
-    ageing: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    # Ageing: an item counts from the first day that ends more than P85 days after its
+    # start (for today: as_of) until the day before it is done. A difference array per
+    # project: one step per item, not one per item and day.
+    ageing: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
     for project, started, created, done_day in fetch(
         ctx.conn,
         _wip_sql(ctx),
@@ -108,12 +118,24 @@ def refresh_flow(ctx: Ctx, cycle_p85: dict[str, float | None]) -> int:
         if p85 is None:
             continue
         first = max(started.date(), created.date()) if created else started.date()
-        for k, day in enumerate(days):
-            if first > day or (done_day is not None and done_day <= day):
-                continue
-            end = ctx.as_of if day == today else datetime.combine(day + timedelta(1), time.min)
-            if (end - started).total_seconds() / 86400 > p85:
-                ageing[project][k] += 1
+        old = started + timedelta(days=p85)  # older than P85 after this moment
+        # a day before today ends at the next midnight: ageing from old's own date on
+        lo = max(first, old.date())
+        stop = min(done_day or today, today)  # exclusive, before today's special case
+        steps = ageing[project]
+        if lo < stop:
+            steps[(lo - start).days if lo > start else 0] += 1
+            steps[max(0, (stop - start).days)] -= 1
+        if (done_day is None or done_day > today) and first <= today and ctx.as_of > old:
+            steps[len(days) - 1] += 1
+            steps[len(days)] -= 1
+    counts: dict[str, list[int]] = {}
+    for project, steps in ageing.items():
+        total, out = 0, []
+        for k in range(len(days)):
+            total += steps[k]
+            out.append(total)
+        counts[project] = out
 
     rows: list[dict[str, Any]] = []
     projects = [r[0] for r in fetch(ctx.conn, "SELECT key FROM projects ORDER BY key")]
@@ -134,7 +156,7 @@ def refresh_flow(ctx: Ctx, cycle_p85: dict[str, float | None]) -> int:
                     "done_items": done,
                     "arrivals": got.get(("c", day), 0),
                     "departures": got.get(("r", day), 0),
-                    "ageing_wip_items": ageing[project][k] if project in ageing else 0,
+                    "ageing_wip_items": counts[project][k] if project in counts else 0,
                     "ageing_threshold_days": cycle_p85.get(project),
                 }
             )
