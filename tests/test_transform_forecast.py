@@ -4,12 +4,15 @@ projects, cycles, and the ``release_at_risk`` alert's lifecycle."""
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from datetime import date, datetime, timedelta
 
 import numpy as np
 from test_transform_support import Scenario
+
+from programview.alerts_webhook import build_message
 
 AS_OF = "2024-06-15 12:00"
 TODAY = date(2024, 6, 15)
@@ -255,3 +258,19 @@ def test_release_at_risk_severity_thresholds_come_from_config(engine) -> None:  
     s.config = s.config.model_copy(update={"alerts": alerts_cfg})
     s.run(AS_OF)
     assert [a["severity"] for a in alerts(s)] == ["critical"]
+
+
+def test_the_webhook_message_names_the_release(engine) -> None:  # type: ignore[no-untyped-def]
+    s = two_projects(engine)
+    s.run(AS_OF)
+    [alert] = s.all("SELECT * FROM v_dependency_alerts WHERE rule = 'release_at_risk'")
+    opened = build_message("open", alert)
+    assert opened["text"] == (
+        "[PRG] MEDIUM alert: release Payments 2.0 (PAY) is at risk (release_at_risk), slip 4 days"
+    )
+    assert "driven by CORE-1 in Core 1.1" in json.dumps(opened["blocks"])
+    resolved = build_message("resolve", alert)["text"]
+    assert (
+        resolved
+        == "[PRG] Resolved: release Payments 2.0 (PAY) is no longer at risk (release_at_risk)"
+    )
