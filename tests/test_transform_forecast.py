@@ -274,3 +274,42 @@ def test_the_webhook_message_names_the_release(engine) -> None:  # type: ignore[
         resolved
         == "[PRG] Resolved: release Payments 2.0 (PAY) is no longer at risk (release_at_risk)"
     )
+
+
+def test_a_team_that_does_not_estimate_is_forecast_in_items(engine) -> None:  # type: ignore[no-untyped-def]
+    s = Scenario(engine).source().project("OPS")
+    end = datetime.fromisoformat(AS_OF)
+    for w in range(12):  # two unestimated items done every week
+        for n in range(2):
+            at = (end - timedelta(days=7 * w + 2 + n)).isoformat(sep=" ")
+            s.item(f"OPS-{500 + 2 * w + n}", status="done", started=at, resolved=at)
+    s.release("O1", scope="OPS", due="2024-06-30")
+    open_items(s, "OPS", "O1", [None, None, None, None, None])  # type: ignore[list-item]
+    s.run(AS_OF)
+    o1 = forecast(s, "O1")
+    # 5 items at 2 a week: 2.5 weeks = 17.5 days -> 18
+    assert (o1["unit"], as_day(o1["p85_date"])) == ("items", TODAY + timedelta(18))
+    assert (o1["remaining_points"], o1["remaining_items"]) == (0, 5)
+
+
+def test_no_history_no_forecast_and_beyond_the_horizon_is_late(engine) -> None:  # type: ignore[no-untyped-def]
+    s = Scenario(engine).source().project("PAY").project("NEW")
+    weekly(s, "PAY", [5] * 12)
+    s.config = s.config.model_copy(
+        update={"forecast": s.config.forecast.model_copy(update={"max_steps": 2})}
+    )
+    s.release("R1", scope="PAY", due="2024-07-01")
+    open_items(s, "PAY", "R1", [20, 20])  # 8 weeks of work, 2 weeks simulated
+    s.release("N1", scope="NEW", due="2024-07-01")
+    open_items(s, "NEW", "N1", [3])
+    s.run(AS_OF)
+    r1, n1 = forecast(s, "R1"), forecast(s, "N1")
+    assert (r1["p50_date"], r1["p85_date"], r1["probability_on_time"]) == (None, None, 0.0)
+    assert n1["p85_date"] is None and n1["probability_on_time"] is None
+    assert n1["notes"] == "no delivered work in the last 6 closed sprints or 12 weeks"
+    [alert] = alerts(s)  # R1 only: N1 has no forecast to judge
+    assert alert["severity"] == "critical" and alert["slip_days"] is None
+    assert (
+        "P85 finish beyond the forecast horizon, after its due date 2024-07-01"
+        in (alert["message"])
+    )
