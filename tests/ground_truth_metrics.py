@@ -46,10 +46,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -74,6 +75,7 @@ METRICS: dict[str, int] = {
     "on_time_grace_days": 0,
     "scope_change_days": 30,
     "bug_trend_days": 30,
+    "flow_days": 90,
     "refresh_days": 30,  # fixed, not a config key ("Settled sprints and releases")
 }
 ALERTS: dict[str, Any] = {
@@ -90,6 +92,15 @@ ALERTS: dict[str, Any] = {
         "shared_resource_contention": "medium",
     },
     "wip_limit": 3,
+    "at_risk_severity": ((3, "low"), (14, "medium"), (30, "high")),  # else critical
+}
+#: docs/metrics.md, "Delivery forecasts" ([forecast] defaults).
+FORECAST: dict[str, int] = {
+    "trials": 10_000,
+    "seed": 0,
+    "history_sprints": 6,
+    "history_weeks": 12,
+    "max_steps": 520,
 }
 HEALTH: dict[str, Any] = {
     "weights": {
@@ -100,7 +111,7 @@ HEALTH: dict[str, Any] = {
         "dependencies": 0.15,
     },
     "components": {
-        "schedule": ("spi", "on_time_delivery_rate", "forecast_slip_days"),
+        "schedule": ("spi", "on_time_delivery_rate", "forecast_on_time_probability"),
         "delivery": ("velocity_cv", "say_do_ratio"),
         "quality": ("defect_density", "open_bug_trend_pct"),
         "budget": ("cpi",),
@@ -109,7 +120,7 @@ HEALTH: dict[str, Any] = {
     "thresholds": {
         "spi": ((0.7, 0), (0.85, 50), (0.95, 75), (1.0, 100)),
         "on_time_delivery_rate": ((0.5, 0), (0.7, 50), (0.85, 75), (1.0, 100)),
-        "forecast_slip_days": ((0, 100), (14, 75), (30, 50), (60, 0)),
+        "forecast_on_time_probability": ((0.5, 0), (0.7, 50), (0.85, 75), (0.95, 100)),
         "velocity_cv": ((0.1, 100), (0.25, 75), (0.4, 50), (0.6, 0)),
         "say_do_ratio": ((0.5, 0), (0.7, 50), (0.85, 75), (1.0, 100)),
         "defect_density": ((5, 100), (10, 75), (20, 50), (40, 0)),
@@ -236,6 +247,14 @@ class Truth:
     cycles: list[dict[str, Any]] = field(default_factory=list)
     #: shared_resource_contention: one per (program, person): {program_key, person, severity}
     contention: list[dict[str, Any]] = field(default_factory=list)
+    #: Monte Carlo forecasts: open releases by native id, projects by key
+    release_forecasts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    project_forecasts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: release_at_risk: release native id -> {severity, slip_days, program_key, project_key}
+    at_risk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (project key, day) -> {todo, wip, done, arrivals, departures, ageing, net_flow,
+    #: net_flow_7d (from the window's 7th day)}
+    flow: dict[tuple[str, date], dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -907,6 +926,268 @@ class GroundTruth:
             )
         return out
 
+    # --- forecasts (docs/metrics.md, "Delivery forecasts") -----------------------------------
+
+    def history(
+        self, key: str, sprints: dict[str, dict[str, Any]]
+    ) -> tuple[list[float], int, bool]:
+        """The sampled values (points, else items), the step length in days, and whether
+        the unit is points."""
+        as_of, f = self.as_of, FORECAST
+        closed = sorted(
+            (
+                (x["close_at"], sid, x)
+                for sid, x in sprints.items()
+                if x["project_key"] == key and x["state"] == "closed" and x["close_at"] <= as_of
+            ),
+            key=lambda t: (t[0], t[1]),
+            reverse=True,
+        )[: f["history_sprints"]]
+        if closed:
+            points = [float(x["completed_points"]) for _c, _s, x in closed]
+            items = [float(x["completed_items"]) for _c, _s, x in closed]
+            lengths = [x["length_days"] for _c, _s, x in closed]
+            step = max(1, round(sum(lengths, Fraction(0)) / len(lengths)))
+        else:
+            weeks = f["history_weeks"]
+            done = [
+                i
+                for i in self.items
+                if self.project(i) == key and i.type != "epic" and delivered(i, as_of)
+            ]
+            points, items = [], []
+            for w in range(weeks):
+                hi, lo = as_of - 7 * w * DAY, as_of - 7 * (w + 1) * DAY
+                got = [i for i in done if lo < i.resolved <= hi]  # type: ignore[operator]
+                points.append(sum(pts(i.points) for i in got))
+                items.append(float(len(got)))
+            step = 7
+        return (points, step, True) if sum(points) > 0 else (items, step, False)
+
+    def forecasts(self, truth: Truth) -> None:
+        """Every open release's and project's forecast, and the release_at_risk alerts, by
+        the documented method: the same seeded draws, then plain loops."""
+        f, today = FORECAST, self.today
+        open_releases = {
+            rid: r
+            for r in self.releases
+            if truth.releases[
+                rid := (
+                    f"milestone/{r.native_id}"
+                    if r.system in ("github", "gitlab")
+                    else str(r.native_id)
+                )
+            ]["state"]
+            == "open"
+        }
+        rid_of = {r.id: rid for rid, r in open_releases.items()}
+        open_work = [i for i in self.items if i.type != "epic" and not i.is_done]
+        own: dict[tuple[str, str], list[float] | None] = {}  # ("r", rid) | ("p", key)
+        for key in sorted(self.projects):
+            rels = sorted(
+                (r for r in open_releases.values() if self.project_of_scope[r.scope_path] == key),
+                key=lambda r: (r.due, r.name),
+            )
+            values, step, by_points = self.history(key, truth.sprints)
+            mine = [i for i in open_work if self.project(i) == key]
+            if sum(values) <= 0:
+                for r in rels:
+                    own[("r", rid_of[r.id])] = None
+                own[("p", key)] = None
+                continue
+            amount = (lambda i: pts(i.points)) if by_points else (lambda i: 1.0)  # noqa: E731
+            thresholds, acc = [], 0.0
+            for r in rels:
+                acc += sum(amount(i) for i in mine if i.release_id == r.id)
+                thresholds.append(acc)
+            total = max([sum(amount(i) for i in mine), *thresholds])
+            mean = sum(values) / len(values)
+            steps = max(1, min(f["max_steps"], math.ceil(2 * total / mean) + 4))
+            rng = numpy.random.default_rng([f["seed"], zlib.crc32(key.encode())])
+            draws = rng.integers(0, len(values), size=(f["trials"], steps)).tolist()
+            finishes: list[list[float]] = [[] for _ in [*thresholds, total]]
+            for row in draws:
+                seq = [values[i] for i in row]
+                for n, r_ in enumerate([*thresholds, total]):
+                    finishes[n].append(_finish(seq, r_, step))
+            for r, fin in zip(rels, finishes, strict=False):
+                own[("r", rid_of[r.id])] = fin
+            own[("p", key)] = finishes[-1]
+
+        # dependencies: what blocks each open release's and project's open items
+        def node(item: Item) -> tuple[str, str]:
+            if item.release_id in rid_of:
+                return ("r", rid_of[item.release_id])
+            return ("p", self.project(item))
+
+        blocks: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = defaultdict(list)
+        for a, b in self.blocking_links():
+            if a.is_done or b.is_done:
+                continue
+            target = node(b)
+            if a.release_id in rid_of and target != ("r", rid_of[a.release_id]):
+                blocks[("r", rid_of[a.release_id])].append((b.key, target))
+            if target != ("p", self.project(a)):
+                blocks[("p", self.project(a))].append((b.key, target))
+        # release cycles: mutual reachability among releases; links inside one are dropped
+        succ: dict[str, set[str]] = defaultdict(set)
+        for (kind, rid), got in blocks.items():
+            for _k, (tk, tid) in got:
+                if kind == "r" and tk == "r":
+                    succ[tid].add(rid)
+
+        def reach(start: str) -> set[str]:
+            seen, queue = {start}, deque([start])
+            while queue:
+                for nxt in succ.get(queue.popleft(), ()):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        queue.append(nxt)
+            return seen
+
+        reach_of = {rid: reach(rid) for rid in open_releases}
+        finish: dict[tuple[str, str], list[float] | None] = {}
+
+        def settle(n: tuple[str, str]) -> list[float] | None:
+            if n in finish:
+                return finish[n]
+            mine = own.get(n)
+            if mine is None:
+                finish[n] = None
+                return None
+            out = list(mine)
+            for _key, target in blocks.get(n, []):
+                if (
+                    n[0] == "r"
+                    and target[0] == "r"
+                    and n[1] in reach_of[target[1]]
+                    and (target[1] in reach_of[n[1]])
+                ):
+                    continue  # the same cycle
+                theirs = own.get(target) if target[0] == "p" else settle(target)
+                if theirs is not None:
+                    out = [max(x, y) for x, y in zip(out, theirs, strict=True)]
+            finish[n] = out
+            return out
+
+        def quantile(values: list[float], q: float) -> float:
+            ordered = sorted(values)
+            return ordered[math.ceil(q * len(ordered)) - 1]
+
+        def day(offset: float) -> date | None:
+            return None if math.isinf(offset) else today + int(offset) * DAY
+
+        def row(n: tuple[str, str], due: date | None) -> dict[str, Any]:
+            fin = settle(n)
+            out: dict[str, Any] = {"due": due}
+            if fin is None:
+                out.update(p50=None, p85=None, p95=None, probability=None, driving=None)
+                return out
+            out.update(
+                p50=day(quantile(fin, 0.5)),
+                p85=day(quantile(fin, 0.85)),
+                p95=day(quantile(fin, 0.95)),
+                probability=(
+                    None
+                    if due is None
+                    else sum(1 for x in fin if x <= (due - today).days) / len(fin)
+                ),
+            )
+            mine = own[n]
+            own_p85 = quantile(mine, 0.85)  # type: ignore[arg-type]
+            best: tuple[float, str] | None = None
+            for key, target in blocks.get(n, []):
+                if (
+                    n[0] == "r"
+                    and target[0] == "r"
+                    and n[1] in reach_of[target[1]]
+                    and (target[1] in reach_of[n[1]])
+                ):
+                    continue
+                theirs = own.get(target) if target[0] == "p" else settle(target)
+                if theirs is None:
+                    continue
+                p85 = quantile(theirs, 0.85)
+                if p85 > own_p85 and (best is None or (p85, best[1]) > (best[0], key)):
+                    best = (p85, key)
+            out["driving"] = best[1] if best else None
+            return out
+
+        for rid, r in open_releases.items():
+            key = self.project_of_scope[r.scope_path]
+            mine = [i for i in open_work if i.release_id == r.id]
+            got = row(("r", rid), r.due)
+            got.update(
+                project_key=key,
+                remaining_points=sum(pts(i.points) for i in mine),
+                remaining_items=len(mine),
+            )
+            truth.release_forecasts[rid] = got
+            if got["p85"] is None and own.get(("r", rid)) is None:
+                continue
+            late = None if got["p85"] is None else (got["p85"] - r.due).days
+            if late is not None and late <= 0:
+                continue
+            severity = "critical"
+            for limit, name in ALERTS["at_risk_severity"]:
+                if late is not None and late <= limit:
+                    severity = name
+                    break
+            truth.at_risk[rid] = {
+                "severity": severity,
+                "slip_days": late,
+                "program_key": self.projects[key].program,
+                "project_key": key,
+                "name": r.name,
+            }
+        for key, proj in self.projects.items():
+            truth.project_forecasts[key] = row(("p", key), proj.end)
+
+    # --- flow (docs/metrics.md, "Flow") ------------------------------------------------------
+
+    def flow(self, truth: Truth) -> None:
+        """Per project and day of the flow window: the status of every live non-epic item at
+        the end of the day, what arrived and departed, and the ageing work in progress."""
+        today, as_of = self.today, self.as_of
+        days = [today - k * DAY for k in range(METRICS["flow_days"] - 1, -1, -1)]
+        for key in sorted(self.projects):
+            p85 = truth.projects[key]["cycle_time_p85_days"]
+            facts = []
+            for i in self.items:
+                if self.project(i) != key or i.type == "epic":
+                    continue
+                created = i.created.date()
+                done_day = None
+                if i.is_done and i.resolved is None:
+                    done_day = created
+                elif i.is_done and i.resolved <= as_of:  # type: ignore[operator]
+                    done_day = i.resolved.date()  # type: ignore[union-attr]
+                started = self.started(i) if i.status_category != "todo" else None
+                if started is not None and started > as_of:
+                    started = None
+                facts.append((created, done_day, started))
+            for day in days:
+                end = as_of if day == today else datetime.combine(day + DAY, time.min, tzinfo=UTC)
+                row = dict.fromkeys(("todo", "wip", "done", "arrivals", "departures", "ageing"), 0)
+                for created, done_day, started in facts:
+                    if created > day:
+                        continue
+                    row["arrivals"] += created == day
+                    row["departures"] += done_day == day
+                    if done_day is not None and done_day <= day:
+                        row["done"] += 1
+                    elif started is not None and started.date() <= day:
+                        row["wip"] += 1
+                        if p85 is not None and (end - started) / DAY > p85:
+                            row["ageing"] += 1
+                    else:
+                        row["todo"] += 1
+                row["net_flow"] = row["arrivals"] - row["departures"]
+                truth.flow[(key, day)] = row
+            for k in range(6, len(days)):
+                week = [truth.flow[(key, days[j])]["net_flow"] for j in range(k - 6, k + 1)]
+                truth.flow[(key, days[k])]["net_flow_7d"] = sum(week)
+
     # --- health -------------------------------------------------------------------------------
 
     def health(self, values: dict[str, Any], alert_weight: float | None) -> dict[str, Any]:
@@ -963,6 +1244,7 @@ class GroundTruth:
         truth.dependencies = self.dependencies()
         truth.pair_alerts, truth.cycles = self.alerts()
         truth.contention = self.contention()
+        self.forecasts(truth)
 
         blockers: dict[str, set[tuple[int, int]]] = defaultdict(set)
         for a, b in self.blocking_links():
@@ -985,10 +1267,13 @@ class GroundTruth:
                 key, truth.sprints, truth.releases, len(blockers.get(key, ()))
             )
             truth.projects[key] = values
+            chance = truth.project_forecasts[key]["probability"]
             truth.project_health[key] = self.health(
-                values, alert_weight.get(key, 0.0) if values["item_count"] else None
+                dict(values, forecast_on_time_probability=chance),
+                alert_weight.get(key, 0.0) if values["item_count"] else None,
             )
 
+        self.flow(truth)
         open_alerts: dict[str, int] = defaultdict(int)
         for alert in truth.pair_alerts.values():
             open_alerts[alert["program_key"]] += 1
@@ -996,6 +1281,8 @@ class GroundTruth:
             open_alerts[knot["program_key"]] += 1
         for stretched in truth.contention:
             open_alerts[stretched["program_key"]] += 1
+        for risky in truth.at_risk.values():  # not in alert_weight: the schedule scores it
+            open_alerts[risky["program_key"]] += 1
         for prog in self.org.programs:
             members = [k for k in sorted(self.projects) if self.projects[k].program == prog.key]
             comps: dict[str, float | None] = {}
@@ -1021,6 +1308,18 @@ class GroundTruth:
                 "open_alerts": open_alerts.get(prog.key, 0),
             }
         return truth
+
+
+def _finish(values: list[float], remaining: float, step_days: int) -> float:
+    """Days until the running sum of ``values`` reaches ``remaining`` (docs, step 3)."""
+    if remaining <= 0:
+        return 0.0
+    done = 0.0
+    for k, x in enumerate(values):
+        if done + x >= remaining:
+            return float(math.ceil(step_days * (k + (remaining - done) / x) - 1e-9))
+        done += x
+    return math.inf
 
 
 def _shortest_cycle(start: int, members: frozenset[int], succ: dict[int, set[int]]) -> int:

@@ -17,9 +17,12 @@ with GitHub too it is observed through ``github_truth.Observer``. Compared: ever
 sprint (``v_sprints``), release (``v_releases``), link (``v_dependencies``), open alert
 (``v_dependency_alerts``: which rule holds for which pair, severity, slip, program; a cycle by
 its first item, length and members; a shared_resource_contention by program and person),
-project metrics and health (``v_project_metrics``) and
-program health (``v_program_health``). Exact equality for counts, dates and verdicts; 1e-6
-relative for fractional figures.
+project metrics and health (``v_project_metrics``),
+program health (``v_program_health``) and the Monte Carlo forecasts (``v_release_forecast``,
+``v_project_forecast``: P50/P85/P95 to the day, on-time probability, driving blocker; and
+the ``release_at_risk`` alerts), and the flow (``v_flow_daily``: WIP by status category,
+ageing WIP, arrivals, departures, net flow per day and per 7 days). Exact equality for
+counts, dates and verdicts; 1e-6 relative for fractional figures.
 
 Every difference is collected before failing, one line each (run, view, row, column,
 warehouse value, ground truth), so a failure shows the whole picture at once.
@@ -83,6 +86,7 @@ SCENARIOS = [
                 "blocker_stalled",
                 "dependency_cycle",
                 "shared_resource_contention",
+                "release_at_risk",
             }
         ),
         changes=("deleted", "sprints", "releases"),
@@ -369,6 +373,73 @@ def compare_programs(engine: sa.Engine, truth: Truth, diff: Differences) -> None
             diff.number(where, col, row[col], want[col])
 
 
+def compare_forecasts(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
+    """``v_release_forecast`` and ``v_project_forecast`` of the run's day, to the day."""
+    day = truth.as_of.date()
+    releases = {
+        native(r["release_id"]): r
+        for r in view(engine, "v_release_forecast")
+        if as_date(r["as_of_date"]) == day
+    }
+    projects = {
+        r["project_key"]: r
+        for r in view(engine, "v_project_forecast")
+        if as_date(r["as_of_date"]) == day
+    }
+    diff.keys("v_release_forecast", set(releases), set(truth.release_forecasts))
+    diff.keys("v_project_forecast", set(projects), set(truth.project_forecasts))
+    assert any(w["p85"] for w in truth.release_forecasts.values()), "no release forecast"
+    rel, proj = truth.release_forecasts, truth.project_forecasts
+    pairs = [
+        *((f"v_release_forecast {k}", releases.get(k), w) for k, w in rel.items()),
+        *((f"v_project_forecast {k}", projects.get(k), w) for k, w in proj.items()),
+    ]
+    for where, row, want in pairs:
+        if row is None:
+            continue
+        for col in ("p50", "p85", "p95"):
+            diff.exact(where, f"{col}_date", as_date(row[f"{col}_date"]), want[col])
+        diff.number(where, "probability_on_time", row["probability_on_time"], want["probability"])
+        diff.exact(where, "driving_blocker_key", row["driving_blocker_key"], want["driving"])
+        if "remaining_items" in want:
+            diff.exact(where, "remaining_items", row["remaining_items"], want["remaining_items"])
+            diff.number(
+                where, "remaining_points", row["remaining_points"], want["remaining_points"]
+            )
+
+
+FLOW = {
+    "todo": "todo_items",
+    "wip": "in_progress_items",
+    "done": "done_items",
+    "arrivals": "arrivals",
+    "departures": "departures",
+    "ageing": "ageing_wip_items",
+    "net_flow": "net_flow",
+    "net_flow_7d": "net_flow_7d",
+}
+
+
+def compare_flow(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
+    """``v_flow_daily`` over the run's window: WIP by status category, ageing WIP, arrivals,
+    departures and net flow (daily and over 7 days)."""
+    first = min(day for _key, day in truth.flow)
+    rows = {
+        (r["project_key"], d): r
+        for r in view(engine, "v_flow_daily")
+        if (d := as_date(r["day"])) is not None and d >= first
+    }
+    diff.keys("v_flow_daily", set(rows), set(truth.flow))
+    for (key, day), want in truth.flow.items():
+        row = rows.get((key, day))
+        if row is None:
+            continue
+        for name, col in FLOW.items():
+            if name in want:
+                diff.exact(f"v_flow_daily {key} {day}", col, row[col], want[name])
+    assert any(w["ageing"] for w in truth.flow.values()), "no ageing WIP to compare"
+
+
 def compare_dependencies(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
     got = set()
     # links to items no configured source syncs (a GitHub issue "blocked by" a GitLab one
@@ -401,13 +472,30 @@ def compare_alerts(engine: sa.Engine, truth: Truth, diff: Differences) -> None:
     pairs = {
         (r["rule"], r["blocked_item_key"], r["blocking_item_key"]): r
         for r in rows
-        if r["rule"] not in ("dependency_cycle", "shared_resource_contention")
+        if r["rule"] not in ("dependency_cycle", "shared_resource_contention", "release_at_risk")
     }
     stretched = [r for r in rows if r["rule"] == "shared_resource_contention"]
     diff.keys(
         "v_dependency_alerts (open shared_resource_contention)",
         {(r["program_key"], r["person"], r["severity"]) for r in stretched},
         {(c["program_key"], c["person"], c["severity"]) for c in truth.contention},
+    )
+    diff.keys(
+        "v_dependency_alerts (open release_at_risk: release, severity, slip, program)",
+        {
+            (r["message"].split(" is at risk")[0], r["severity"], r["slip_days"], r["program_key"])
+            for r in rows
+            if r["rule"] == "release_at_risk"
+        },
+        {
+            (
+                f"Release {a['name']} ({a['project_key']})",
+                a["severity"],
+                a["slip_days"],
+                a["program_key"],
+            )
+            for a in truth.at_risk.values()
+        },
     )
     diff.keys("v_dependency_alerts (open pair alerts)", set(pairs), set(truth.pair_alerts))
     for ident, want in truth.pair_alerts.items():
@@ -451,6 +539,8 @@ def compare_all(engine: sa.Engine, truth: Truth) -> list[str]:
     compare_releases(engine, truth, diff)
     compare_dependencies(engine, truth, diff)
     compare_alerts(engine, truth, diff)
+    compare_forecasts(engine, truth, diff)
+    compare_flow(engine, truth, diff)
     compare_projects(engine, truth, diff)
     compare_programs(engine, truth, diff)
     return diff.lines
@@ -513,5 +603,8 @@ def test_warehouse_figures_equal_ground_truth_after_a_backfill_and_an_incrementa
     raised = {rule for t in truths for rule, _a, _b in t.pair_alerts}
     raised |= {"dependency_cycle"} if any(t.cycles for t in truths) else set()
     raised |= {"shared_resource_contention"} if any(t.contention for t in truths) else set()
+    raised |= {"release_at_risk"} if any(t.at_risk for t in truths) else set()
+    drivers = [w["driving"] for t in truths for w in t.release_forecasts.values() if w["driving"]]
+    assert drivers, "no release forecast is driven by a blocker: the comparison is vacuous"
     assert scenario.rules <= raised, f"the scenario no longer raises {scenario.rules - raised}"
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)

@@ -90,6 +90,10 @@ class Views:
             return f"SELECT * FROM {view} WHERE as_of_date = (SELECT MAX(as_of_date) FROM {view})"
 
         self.programs = {r["program_key"]: r for r in rows(latest("v_program_health"))}
+        self.forecasts = {r["release_id"]: r for r in rows(latest("v_release_forecast"))}
+        self.flow = {
+            (r["project_key"], str(r["day"])[:10]): r for r in rows("SELECT * FROM v_flow_daily")
+        }
         self.projects = {r["project_key"]: r for r in rows(latest("v_project_metrics"))}
         self.inputs = {(r["project_key"], r["metric"]): r for r in rows(latest("v_health_inputs"))}
         self.weights: dict[tuple[str, str], set[float]] = defaultdict(set)
@@ -112,8 +116,9 @@ class Views:
 
 
 #: Columns documented as fractions without the ``_ratio`` / ``_rate`` suffix (docs/metrics.md:
-#: ``roi`` = (realised value - actual cost) / actual cost).
-FRACTIONS = frozenset({"roi"})
+#: ``roi`` = (realised value - actual cost) / actual cost; "Delivery forecasts": the
+#: probabilities are shares of trials).
+FRACTIONS = frozenset({"roi", "probability_on_time", "forecast_on_time_probability"})
 
 
 def is_fraction(unit_of: str) -> bool:
@@ -197,6 +202,10 @@ def html_problems(page: str, views: Views) -> tuple[list[str], set[str]]:
             value, unit_of = views.benefits[key][column], column
         elif view == "v_program_benefits":
             value, unit_of = views.program_benefits[key][column], column
+        elif view == "v_release_forecast":
+            value, unit_of = views.forecasts[key][column], column
+        elif view == "v_flow_daily":
+            value, unit_of = views.flow[(key, attrs["day"])][column], column
         else:
             problems.append(f"{where}: unknown view")
             continue
@@ -438,6 +447,9 @@ def test_every_figure_in_text_json_and_html_equals_its_view_column(synced: sa.En
     assert {"value", "score", "component_weight", "slip_days", "end_date"} <= html_seen
     shown = {*PEOPLE_COLUMNS, "in_progress_items", *BENEFIT_COLUMNS, "roi", "actual_cost"}
     assert shown <= html_seen and shown <= text_seen
+    # the forecast table and the flow figures (HTML)
+    assert {"p50_date", "p85_date", "p95_date", "probability_on_time"} <= html_seen
+    assert {"todo_items", "in_progress_items", "done_items", "ageing_wip_items"} <= html_seen
 
 
 def release_starts(engine: sa.Engine) -> list[tuple[Any, bool]]:

@@ -14,7 +14,7 @@ from programview.transform.settings import HealthConfig
 VALUES = {
     "spi": 0.9,  # between 0.85 -> 50 and 0.95 -> 75: 62.5
     "on_time_delivery_rate": 0.75,  # between 0.7 -> 50 and 0.85 -> 75: 58.33
-    "forecast_slip_days": None,
+    "forecast_on_time_probability": None,
     "velocity_cv": 0.25,  # exactly 75
     "say_do_ratio": 1.1,  # above the last point: 100
     "defect_density": 20.0,  # exactly 50
@@ -53,7 +53,7 @@ def test_explanation_names_value_threshold_and_weight() -> None:
         VALUES,
         {
             "cpi": "no worklogs and no imported costs",
-            "forecast_slip_days": "no end date configured for the project",
+            "forecast_on_time_probability": "no end date configured for the project",
         },
         HealthConfig(),
     )
@@ -61,8 +61,8 @@ def test_explanation_names_value_threshold_and_weight() -> None:
     assert lines[0] == (
         "Schedule 60.42/100 (weight 0.3): SPI 0.9 scores 62.5 (between 0.85→50 and 0.95→75); "
         "on-time delivery rate 0.75 scores 58.33 (between 0.7→50 and 0.85→75); "
-        "forecast finish vs end date (days late): no data (no end date configured for the "
-        "project)."
+        "chance to finish by the end date (Monte Carlo): no data (no end date configured for "
+        "the project)."
     )
     assert lines[3] == (
         "Budget: no data (CPI: no data (no worklogs and no imported costs)); its weight 0.15 is "

@@ -343,12 +343,20 @@ def build_message(event: str, alert: Mapping[str, Any]) -> dict[str, Any]:
     program = alert.get("program_key")
 
     person = alert.get("person")
+    # release_at_risk is about a release, not two items: its message starts with it
+    release = (
+        str(alert.get("message") or "").split(" is at risk")[0].removeprefix("Release ")
+        if rule == "release_at_risk"
+        else None
+    )
     if resolved:
         headline = (
             f"Resolved: {blocked} is no longer blocked by {blocking} ({rule})"
             if blocked and blocking
             else f"Resolved: {person} is no longer stretched ({rule})"
             if person
+            else f"Resolved: release {release} is no longer at risk ({rule})"
+            if release
             else f"Resolved: dependency alert {alert.get('alert_id')} ({rule})"
         )
         lead = ":white_check_mark: *Dependency alert resolved*"
@@ -358,6 +366,8 @@ def build_message(event: str, alert: Mapping[str, Any]) -> dict[str, Any]:
             if blocked and blocking
             else f"{severity.upper()} alert: {person} is stretched across projects ({rule})"
             if person
+            else f"{severity.upper()} alert: release {release} is at risk ({rule})"
+            if release
             else f"{severity.upper()} dependency alert {alert.get('alert_id')} ({rule})"
         )
         lead = f"{SEVERITY_EMOJI.get(severity, ':warning:')} *Dependency alert opened*"

@@ -35,7 +35,12 @@ from pydantic import (
 )
 
 from programview.errors import ConfigError
-from programview.transform.settings import AlertsConfig, HealthConfig, MetricsConfig
+from programview.transform.settings import (
+    AlertsConfig,
+    ForecastConfig,
+    HealthConfig,
+    MetricsConfig,
+)
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
@@ -202,6 +207,7 @@ class Config(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     #: Where this config came from (None when built in code).
     path: str | None = Field(None, exclude=True)
 

@@ -141,6 +141,12 @@ FIELDS: dict[str, Field] = {
         _f("benefits_behind_pct", "Behind plan", "percent", "mean points behind the plan"),
         _f("benefits_score", "Benefits", "score", "benefits component, 0-100"),
         _f("benefits_weight", "Weight", "weight", "the benefits component's weight"),
+        # forecasts and flow (v_release_forecast, v_flow_daily)
+        _f("probability_on_time", "P(on time)", "fraction", "share of trials by the due date"),
+        _f("p50_date", "P50", "date", "half the trials done by"),
+        _f("p85_date", "P85", "date", "85% of the trials done by"),
+        _f("p95_date", "P95", "date", "95% of the trials done by"),
+        _f("ageing_wip_items", "Ageing WIP", "count", "in progress longer than cycle p85"),
     )
 }
 
@@ -179,6 +185,12 @@ METRIC_FIELDS: dict[str, Field] = {
     "on_time_delivery_rate": FIELDS["on_time_delivery_rate"],
     "forecast_slip_days": _f(
         "forecast_slip_days", "Forecast slip", "days", "forecast finish - planned end", 0
+    ),
+    "forecast_on_time_probability": _f(
+        "forecast_on_time_probability",
+        "On-time chance",
+        "fraction",
+        "share of forecast trials done by the end date",
     ),
     "velocity_cv": FIELDS["velocity_cv"],
     "say_do_ratio": FIELDS["say_do_ratio"],

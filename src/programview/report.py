@@ -65,6 +65,8 @@ REQUIRED_VIEWS = (
     "v_resource_load",
     "v_benefits",
     "v_program_benefits",
+    "v_release_forecast",
+    "v_flow_daily",
 )
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 #: Closed sprints per project in the velocity trend.
@@ -151,7 +153,7 @@ def build_report(engine: Engine, *, program: str | None = None) -> dict[str, Any
     Keys: ``generated_at``, ``as_of_date``, ``program`` (the filter), ``legend`` (the status
     thresholds in force), ``fields`` (label, unit and precision of every column shown), then
     one key per section (docs/report.md: ``programs``, ``projects``, ``alerts``,
-    ``blockers``, ``people``, ``benefits``, ``trends``).
+    ``forecasts``, ``flow``, ``blockers``, ``people``, ``benefits``, ``trends``).
 
     Raises :class:`NoMetricsError` when the transform has not run yet and
     :class:`UnknownProgramError` when ``program`` has no metrics.
@@ -805,7 +807,8 @@ for _section in (
     register_section(_section)
 
 # The people and benefits sections register themselves after "blockers" (report_program.py).
-from programview import report_program  # noqa: E402,F401
+# The forecast and flow sections register themselves after "alerts" (report_forecast.py).
+from programview import report_forecast, report_program  # noqa: E402,F401
 
 # --- one call for the CLI and the demo -----------------------------------------------------
 

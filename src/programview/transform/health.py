@@ -27,7 +27,7 @@ from programview.transform.settings import COMPONENTS, HealthConfig
 LABELS: dict[str, str] = {
     "spi": "SPI",
     "on_time_delivery_rate": "on-time delivery rate",
-    "forecast_slip_days": "forecast finish vs end date (days late)",
+    "forecast_on_time_probability": "chance to finish by the end date (Monte Carlo)",
     "velocity_cv": "velocity variation (CV)",
     "say_do_ratio": "say/do ratio",
     "defect_density": "defect density (bugs per 100 points)",

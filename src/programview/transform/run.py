@@ -19,6 +19,8 @@ from programview.transform import TransformResult
 from programview.transform._sql import Ctx, Sql, fetch
 from programview.transform.alerts import AlertDraft, refresh_alerts
 from programview.transform.benefits import refresh_benefits
+from programview.transform.flow import refresh_flow
+from programview.transform.forecast import ForecastResult, at_risk_alerts, refresh_forecasts
 from programview.transform.health import Component, Health, score_program, score_project
 from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
 from programview.transform.releases import refresh_release_metrics
@@ -49,9 +51,13 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
             n_sprints = refresh_sprint_metrics(ctx)
             n_releases = refresh_release_metrics(ctx)
             load = refresh_resource_load(ctx)
-            alerts = refresh_alerts(ctx, contention_alerts(ctx, load))
+            forecast = refresh_forecasts(ctx)
+            alerts = refresh_alerts(
+                ctx, [*contention_alerts(ctx, load), *at_risk_alerts(ctx, forecast)]
+            )
             projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
-        healths = _project_health(ctx, projects, alerts.open)
+        refresh_flow(ctx, {p.info.key: p.values.get("cycle_time_p85_days") for p in projects})
+        healths = _project_health(ctx, projects, alerts.open, forecast)
         _write_projects(ctx, projects, healths)
         _write_health_inputs(ctx, projects, healths)
         program_components = refresh_benefits(ctx, projects)
@@ -140,21 +146,34 @@ def _tuned(conn: Connection) -> Iterator[None]:
 _PG_WORK_MEM = "64MB"
 
 
+#: Alerts about the schedule, not dependencies: the schedule component scores the forecast
+#: itself, so they stay out of the dependencies component (no double count).
+_SCHEDULE_RULES = frozenset({"release_at_risk"})
+
+
 def _project_health(
-    ctx: Ctx, projects: list[ProjectResult], open_alerts: list[AlertDraft]
+    ctx: Ctx,
+    projects: list[ProjectResult],
+    open_alerts: list[AlertDraft],
+    forecast: ForecastResult,
 ) -> dict[str, Health]:
     weights = ctx.config.health.severity_weights
     alert_weight: dict[str, float] = {}
     for alert in open_alerts:
+        if alert.rule in _SCHEDULE_RULES:
+            continue
         for key in alert.project_keys:
             alert_weight[key] = alert_weight.get(key, 0.0) + weights[alert.severity]
     out: dict[str, Health] = {}
     for p in projects:
         v, why = p.values, dict(p.reasons)
+        chance, no_chance = forecast.project_probability(p.info.key)
+        if no_chance:
+            why["forecast_on_time_probability"] = no_chance
         values = {
             "spi": v.get("spi"),
             "on_time_delivery_rate": v.get("on_time_delivery_rate"),
-            "forecast_slip_days": v.get("forecast_slip_days"),
+            "forecast_on_time_probability": chance,
             "velocity_cv": v.get("velocity_cv"),
             "say_do_ratio": v.get("say_do_ratio"),
             "defect_density": v.get("defect_density"),

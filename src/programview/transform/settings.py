@@ -24,7 +24,7 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 #: Health components and the metrics each one averages (docs/metrics.md, "Program health").
 COMPONENTS: dict[str, tuple[str, ...]] = {
-    "schedule": ("spi", "on_time_delivery_rate", "forecast_slip_days"),
+    "schedule": ("spi", "on_time_delivery_rate", "forecast_on_time_probability"),
     "delivery": ("velocity_cv", "say_do_ratio"),
     "quality": ("defect_density", "open_bug_trend_pct"),
     "budget": ("cpi",),
@@ -48,7 +48,9 @@ LINK_RULES: tuple[str, ...] = (
 )
 #: Every alert rule: the link rules and ``shared_resource_contention``, judged per person
 #: and program (docs/metrics.md, "Shared people").
-RULES: tuple[str, ...] = (*LINK_RULES, "shared_resource_contention")
+RULES: tuple[str, ...] = (*LINK_RULES, "shared_resource_contention", "release_at_risk")
+#: Rules whose severity comes from days (``slip_severity``, ``at_risk_severity``).
+_BY_DAYS = {"blocker_scheduled_later", "release_at_risk"}
 
 
 def _default_thresholds() -> dict[str, list[tuple[float, float]]]:
@@ -56,7 +58,7 @@ def _default_thresholds() -> dict[str, list[tuple[float, float]]]:
     return {
         "spi": [(0.7, 0.0), (0.85, 50.0), (0.95, 75.0), (1.0, 100.0)],
         "on_time_delivery_rate": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (1.0, 100.0)],
-        "forecast_slip_days": [(0.0, 100.0), (14.0, 75.0), (30.0, 50.0), (60.0, 0.0)],
+        "forecast_on_time_probability": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (0.95, 100.0)],
         "velocity_cv": [(0.1, 100.0), (0.25, 75.0), (0.4, 50.0), (0.6, 0.0)],
         "say_do_ratio": [(0.5, 0.0), (0.7, 50.0), (0.85, 75.0), (1.0, 100.0)],
         "defect_density": [(5.0, 100.0), (10.0, 75.0), (20.0, 50.0), (40.0, 0.0)],
@@ -88,6 +90,8 @@ class MetricsConfig(_Strict):
     scope_change_days: int = Field(30, ge=1)
     #: The quality component compares open bugs now with open bugs this many days ago.
     bug_trend_days: int = Field(30, ge=1)
+    #: ``v_flow_daily``: each run recomputes the flow of the last this many days.
+    flow_days: int = Field(90, ge=1)
 
 
 class HealthConfig(_Strict):
@@ -188,6 +192,22 @@ class SlipSeverity(_Strict):
         return "critical"
 
 
+class ForecastConfig(_Strict):
+    """``[forecast]``: the Monte Carlo release forecast (docs/metrics.md, "Delivery
+    forecasts")."""
+
+    #: Trials per project; more is smoother and slower (10,000 gives P85 within a day).
+    trials: int = Field(10_000, ge=100, le=1_000_000)
+    #: Seed of the random draws: the same warehouse and as_of give the same dates.
+    seed: int = Field(0, ge=0)
+    #: History sampled: the last this many closed sprints …
+    history_sprints: int = Field(6, ge=1)
+    #: … or, without closed sprints, this many weeks of throughput.
+    history_weeks: int = Field(12, ge=1)
+    #: At most this many sprints/weeks ahead; a trial not done by then is "beyond the horizon".
+    max_steps: int = Field(520, ge=1)
+
+
 class AlertsConfig(_Strict):
     webhook_url: SecretStr | None = None
     #: ``blocker_stalled``: the blocker has not changed for this many days.
@@ -199,6 +219,8 @@ class AlertsConfig(_Strict):
     #: ``blocker_unscheduled``: the blocked item's release is due within this many days.
     unscheduled_window_days: int = Field(30, ge=1)
     slip_severity: SlipSeverity = Field(default_factory=SlipSeverity)
+    #: ``release_at_risk`` severity by days the P85 finish is after the due date.
+    at_risk_severity: SlipSeverity = Field(default_factory=SlipSeverity)
     #: Fixed severities of the other rules (``blocked_item_due_soon`` here is its "else").
     severity: dict[str, Severity] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]  # literals are Severity values
@@ -218,12 +240,13 @@ class AlertsConfig(_Strict):
     @field_validator("severity")
     @classmethod
     def _severity(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        fixed = set(RULES) - {"blocker_scheduled_later"}
+        fixed = set(RULES) - _BY_DAYS
         unknown = sorted(set(value) - fixed)
         if unknown:
             raise ValueError(
                 f"unknown rule {', '.join(map(repr, unknown))} (rules with a fixed severity: "
-                f"{', '.join(sorted(fixed))}; blocker_scheduled_later uses slip_severity)"
+                f"{', '.join(sorted(fixed))}; blocker_scheduled_later uses slip_severity, "
+                "release_at_risk at_risk_severity)"
             )
         defaults = {
             "blocker_unscheduled": "high",

@@ -348,6 +348,7 @@ class SyncRunStream(Base):
 # Imported last so those tables register on Base.metadata (Alembic, tests) with the rest.
 from programview.warehouse import (  # noqa: E402,F401
     explain_models,
+    forecast_models,
     metrics_models,
     program_models,
 )
