@@ -72,12 +72,12 @@ def build_forecasts(scope: Scope, report: Mapping[str, Any]) -> list[dict[str, A
     for row in rows:
         added: dict[str, float] = defaultdict(float)
         done: dict[str, float] = defaultdict(float)
-        for item in members.get((row["project_key"], row["release_name"]), []):
-            points = float(item.get("story_points") or 0)
-            if item.get("created_at"):
-                added[str(item["created_at"])[:10]] += points
-            if item.get("status_category") == "done" and item.get("resolved_at"):
-                done[str(item["resolved_at"])[:10]] += points
+        for member in members.get((row["project_key"], row["release_name"]), []):
+            points = float(member.get("story_points") or 0)
+            if member.get("created_at"):
+                added[str(member["created_at"])[:10]] += points
+            if member.get("status_category") == "done" and member.get("resolved_at"):
+                done[str(member["resolved_at"])[:10]] += points
         out.append(
             {**row, "at_risk": at_risk(row), "scope": _cumulative(added), "done": _cumulative(done)}
         )
@@ -119,10 +119,10 @@ def build_flow(scope: Scope, report: Mapping[str, Any]) -> list[dict[str, Any]]:
         ageing = []
         if threshold is not None and as_of:
             now = datetime.fromisoformat(str(as_of))
-            for item in started.get(key, []):
-                age = (now - datetime.fromisoformat(str(item["started_at"]))).total_seconds()
+            for wip_item in started.get(key, []):
+                age = (now - datetime.fromisoformat(str(wip_item["started_at"]))).total_seconds()
                 if age / 86400 > threshold:
-                    ageing.append({**item, "age_days": round(age / 86400, 1)})
+                    ageing.append({**wip_item, "age_days": round(age / 86400, 1)})
         ageing.sort(key=lambda i: -i["age_days"])
         out.append(
             {

@@ -107,7 +107,9 @@ def step_count(total: float, history: tuple[float, ...], max_steps: int) -> int:
     return max(1, min(max_steps, math.ceil(2 * max(total, 0.0) / mean) + 4))
 
 
-def draw(project_key: str, history: tuple[float, ...], trials: int, steps: int, seed: int):  # type: ignore[no-untyped-def]
+def draw(
+    project_key: str, history: tuple[float, ...], trials: int, steps: int, seed: int
+) -> np.ndarray[Any, Any]:
     """The sampled history values, shape (trials, steps): a seeded, per-project stream (a new
     project elsewhere does not change this one's figures)."""
     rng = np.random.default_rng([seed, zlib.crc32(project_key.encode())])
@@ -199,10 +201,10 @@ GROUP BY sp.project_key, {week}
     per_week: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
     for project, w, pts, items in weekly:
         per_week[project][min(int(w), weeks - 1)] = (float(pts), float(items))
-    for project, got in per_week.items():
+    for project, by_week in per_week.items():
         if project in out:
             continue
-        series = [got.get(w, (0.0, 0.0)) for w in range(weeks)]
+        series = [by_week.get(w, (0.0, 0.0)) for w in range(weeks)]
         out[project] = History(tuple(x[0] for x in series), tuple(x[1] for x in series), 7, "weeks")
     return out
 
@@ -411,7 +413,7 @@ def _through_dependencies(
                 blocks[rid].append((e.blocking_key, kind, node))
         proj = project_of.get(e.blocked_id)
         if proj in projects and not (kind == "p" and node.id == proj):
-            project_blocks[proj].append((e.blocking_key, kind, node))  # type: ignore[index]
+            project_blocks[proj].append((e.blocking_key, kind, node))
 
     # release graph: blocker release -> blocked releases; cycles broken
     succ: dict[str, list[str]] = defaultdict(list)
@@ -467,8 +469,8 @@ def _through_dependencies(
 
     for rid in order:
         settle(releases[rid], kept.get(rid, []))
-    for key, proj in projects.items():
-        settle(proj, project_blocks.get(key, []))
+    for key, project_node in projects.items():
+        settle(project_node, project_blocks.get(key, []))
 
 
 def _day(today: date, offset: float) -> date | None:
