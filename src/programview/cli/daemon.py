@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from programview.cli._common import handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import handle_errors, load, main_group
 from programview.daemon import run_daemon
 from programview.logging_setup import config_secrets, setup_logging
 
@@ -38,6 +37,6 @@ def daemon(ctx: click.Context, once: bool, upgrade: bool, log_level: str) -> Non
     Logs one line per run to stderr. Stops on SIGTERM or Ctrl-C after the current run.
     Exit codes with --once: 0 ok, 3 partial, 1 failed; 2 for a bad config.
     """
-    config = load_config(ctx.obj.get("config_path"))
+    config = load(ctx)
     setup_logging(log_level, secrets=config_secrets(config))
     ctx.exit(run_daemon(config, once=once, upgrade=upgrade))

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from programview import clock
 from programview.config import Config, SourceConfig
-from programview.errors import ConfigError, MappingError, ProgramviewError
+from programview.errors import ConfigError, MappingError, ProgramviewError, WarehouseError
 from programview.http import HttpClient, tally_requests
 from programview.progress import Progress
 from programview.sync.connector import (
@@ -54,7 +55,7 @@ from programview.sync.connector import (
     SyncOptions,
 )
 from programview.sync.registry import load_connector
-from programview.warehouse import db
+from programview.warehouse import db, runs
 
 log = logging.getLogger("programview.sync")
 
@@ -79,12 +80,16 @@ CONNECTOR_SCOPE = "*"
 CONNECTOR_STATE = "__connector__"
 
 
+class Stopped(ProgramviewError):
+    """A stop was requested (SIGTERM, Ctrl-C): work in flight between pages is dropped."""
+
+
 @dataclass
 class RunResult:
     """What one sync run did (also stored in ``sync_runs``)."""
 
     run_id: int
-    status: str  # ok | partial | failed
+    status: str  # ok | partial | failed | stopped
     records: int = 0  # raw records written (new or changed)
     skipped: int = 0  # raw records unchanged since the last run (same hash)
     requests: int = 0  # HTTP requests sent, retries included
@@ -499,19 +504,38 @@ class _StreamLocks:
 
     @staticmethod
     def release(handle: Connection | None | bool, source: str, scope: str, stream: str) -> None:
+        """Never raises: a lock connection the server terminated (a restart,
+        ``pg_terminate_backend``) already released its lock with its session, and the
+        stream's outcome is recorded elsewhere; a traceback here only hid the real error."""
         if isinstance(handle, Connection):
-            try:
-                handle.execute(
-                    sa.text("SELECT pg_advisory_unlock(:k)"),
-                    {"k": _lock_key(source, scope, stream)},
-                )
-                handle.commit()
-            finally:
-                handle.close()  # closing the session releases the lock in any case
+            _close_quietly(
+                handle,
+                "SELECT pg_advisory_unlock(:k)",
+                {"k": _lock_key(source, scope, stream)},
+            )
+
+    def connect(self) -> Connection:
+        assert self._engine is not None
+        return self._engine.connect()
 
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _close_quietly(conn: Connection, sql: str | None = None, params: Any = None) -> None:
+    """Run ``sql`` (an unlock) and close ``conn``, whatever state the session is in."""
+    try:
+        if sql is not None:
+            conn.execute(sa.text(sql), params or {})
+            conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        log.debug("unlock on a broken lock connection: %s", _describe(exc))
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            conn.invalidate()
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            conn.close()  # closing the session releases its locks in any case
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -544,6 +568,7 @@ class _Run:
         until: datetime | None,
         progress: Progress,
         transports: dict[str, httpx.AsyncBaseTransport],
+        stop: threading.Event | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -570,6 +595,42 @@ class _Run:
         self._read_whole: dict[tuple[str, str], set[str]] = {}
         self._db_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(config.sync.concurrency)
+        #: set from a signal handler (or the daemon) in another thread: see ``stopping``
+        self.stop_requested = stop or threading.Event()
+        self._stop = asyncio.Event()
+        self._run_lock: Connection | None = None
+
+    # --- stopping ---
+
+    async def watch_stop(self) -> None:
+        """Turn the thread-safe stop flag into the event the run's awaits race against."""
+        while not self.stop_requested.is_set():
+            await asyncio.sleep(0.1)
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def until_stopped(self, aw: Any) -> Any:
+        """Await ``aw`` (a download, a rate-limit wait), or raise ``Stopped`` as soon as a
+        stop is requested. Page writes never go through here: they always finish whole."""
+        if self._stop.is_set():
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise Stopped("stopped before it started")
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise Stopped("stopped during a download; nothing of it was written")
 
     # --- database helpers ---
 
@@ -579,21 +640,41 @@ class _Run:
             return await asyncio.to_thread(fn, *args)
 
     def start(self) -> None:
-        with db.transaction(self.engine) as conn:
-            res = conn.execute(
-                sa.insert(db.table("sync_runs")).values(
-                    kind=self.kind,
-                    source_name=self.source_name,
-                    started_at=_now(),
-                    status="running",
-                    records=0,
-                    skipped=0,
-                    requests=0,
-                    errors=0,
-                    quarantined=0,
-                )
+        """Close runs that died without finishing, then record this one as ``running``.
+
+        On PostgreSQL the row is inserted on a connection of its own that takes the run's
+        advisory lock in the same transaction and holds it until ``finish``: whoever sees
+        the row ``running`` without that lock held knows the run is dead (``runs``)."""
+        abandoned = runs.close_abandoned(self.engine)
+        if abandoned:
+            log.info("closed %d abandoned run(s): %s", len(abandoned), abandoned)
+        insert = sa.insert(db.table("sync_runs")).values(
+            kind=self.kind,
+            source_name=self.source_name,
+            started_at=_now(),
+            status="running",
+            records=0,
+            skipped=0,
+            requests=0,
+            errors=0,
+            quarantined=0,
+            message=runs.owner_note(),
+        )
+        if not self.locks.enabled:
+            with db.transaction(self.engine) as conn:
+                self.run_id = int(conn.execute(insert).inserted_primary_key[0])
+            return
+        conn = self.locks.connect()
+        try:
+            self.run_id = int(conn.execute(insert).inserted_primary_key[0])
+            conn.execute(
+                sa.text("SELECT pg_advisory_lock(:k)"), {"k": runs.run_lock_key(self.run_id)}
             )
-            self.run_id = int(res.inserted_primary_key[0])
+            conn.commit()
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        self._run_lock = conn
 
     def _stream_row(self, key: tuple[str, str, str]) -> dict[str, Any]:
         stats = self.streams[key]
@@ -626,6 +707,8 @@ class _Run:
         worked = any(s.status in ("ok", "partial") for s in stats)
         if interrupted:
             status = "failed"
+        elif self.stopped:
+            status = "stopped"
         elif errors:
             status = "partial" if worked else "failed"
         else:
@@ -648,6 +731,8 @@ class _Run:
         for stats in self.streams.values():
             if stats.status == "running":
                 stats.status, stats.error = "failed", stats.error or "interrupted"
+            elif stats.status == "pending" and self.stopped:
+                stats.status, stats.error = "stopped", stats.error or "not run: stopped"
             elif stats.status == "pending":  # never started (run stopped, or scope failed)
                 stats.status, stats.error = "skipped", stats.error or "not run"
             stats.finished_at = stats.finished_at or now
@@ -670,6 +755,12 @@ class _Run:
                     message=message,
                 )
             )
+        self.release_run_lock()
+
+    def release_run_lock(self) -> None:
+        if self._run_lock is not None:
+            _close_quietly(self._run_lock)
+            self._run_lock = None
 
     # --- the work ---
 
@@ -679,7 +770,22 @@ class _Run:
         return [self.config.source(self.source_name)]
 
     async def execute(self) -> None:
-        await asyncio.gather(*(self.run_source(src) for src in self.selected_sources()))
+        """Every source to its end, even when one of them hits a bug or a dead database:
+        a task left running would be cancelled by ``asyncio.run`` at shutdown and print its
+        traceback there, after the run was already recorded."""
+        watcher = asyncio.ensure_future(self.watch_stop())
+        try:
+            sources = self.selected_sources()
+            outcomes = await asyncio.gather(
+                *(self.run_source(src) for src in sources), return_exceptions=True
+            )
+        finally:
+            watcher.cancel()
+        for src, outcome in zip(sources, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                self.errors.append(_error(src.name, "", outcome))
 
     async def run_source(self, src: SourceConfig) -> None:
         try:
@@ -708,15 +814,22 @@ class _Run:
             try:
                 saved = None if self.full else await self.db(self._load_cursor, state_key)
                 connector.state = json.loads(saved) if saved else {}
-                await connector.prepare()
-                scopes = list(dict.fromkeys(await connector.scopes()))
+                await self.until_stopped(connector.prepare())
+                scopes = list(dict.fromkeys(await self.until_stopped(connector.scopes())))
             except Exception as exc:
-                self.fail_scopes(src, src.scopes, _error(src.name, "", exc))
+                self.fail_scopes(src, src.scopes, _error(src.name, "", exc), exc)
                 return
             self._expand_scopes(src, names, scopes)
-            await asyncio.gather(*(self.run_scope(connector, scope) for scope in scopes))
+            outcomes = await asyncio.gather(
+                *(self.run_scope(connector, scope) for scope in scopes), return_exceptions=True
+            )
+            for scope, outcome in zip(scopes, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
+                    self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", outcome))
             self.notes.extend(f"[{src.name}] {note}" for note in connector.run_notes())
-            if not self.backfill and self._source_ok(src.name):
+            if not self.backfill and not self.stopped and self._source_ok(src.name):
                 await self.db(self._save_state, state_key, connector.state)
         finally:
             await http.aclose()
@@ -755,24 +868,38 @@ class _Run:
                 ],
             )
 
-    def fail_scopes(self, src: SourceConfig, scopes: list[str], error: str) -> None:
-        self.errors.append(error)
+    def fail_scopes(
+        self,
+        src: SourceConfig,
+        scopes: list[str],
+        error: str,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Every not yet finished stream of ``scopes`` failed (or stopped, for ``Stopped``)."""
+        status = "stopped" if isinstance(exc, Stopped) else "failed"
+        if status == "failed":
+            self.errors.append(error)
+        else:
+            error = "not run: stopped"
         now = _now()
         for (name, scope, _), stats in self.streams.items():
-            if name == src.name and scope in scopes:
-                stats.status, stats.error, stats.finished_at = "failed", error, now
+            if name == src.name and scope in scopes and stats.finished_at is None:
+                stats.status, stats.error, stats.finished_at = status, error, now
 
     async def run_scope(self, connector: Connector, scope: str) -> None:
         src = connector.source
         async with self._semaphore:
             try:
-                await connector.check_scope(scope)
+                await self.until_stopped(connector.check_scope(scope))
             except Exception as exc:
-                self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", exc))
+                self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", exc), exc)
                 return
             failed = False
             for stream in connector.streams():
                 key = (src.name, scope, stream.name)
+                if self.stopped:
+                    failed = True
+                    continue  # ``finish`` records them as stopped, not run
                 if failed:
                     stats = self.streams[key]
                     stats.status, stats.error = "skipped", "not run: an earlier stream failed"
@@ -780,7 +907,7 @@ class _Run:
                     await self.db(self._save_stream, key)
                     continue
                 failed = not await self.run_stream(connector, stream, scope)
-            if not failed and not self.backfill:
+            if not failed and not self.backfill and not self.stopped:
                 await self.reconcile(
                     connector, scope, self._read_whole.pop((src.name, scope), None)
                 )
@@ -827,7 +954,11 @@ class _Run:
                 try:
                     pages: AsyncIterator[Page] = stream.pages(scope, cursor, options)
                     async with _closing(pages):
-                        async for page in pages:
+                        while True:
+                            try:
+                                page = await self.until_stopped(anext(pages))
+                            except StopAsyncIteration:
+                                break
                             if whole and not page.patch:
                                 seen.update(_ids(stream, page.records))
                             done = await self.db(writer.write, page)
@@ -836,6 +967,8 @@ class _Run:
                             stats.skipped += done.skipped
                             stats.quarantined += done.quarantined
                             self.progress.page(src, scope, stream.name, len(page.records))
+                except Stopped:
+                    stats.status, stats.error = "stopped", "stopped after page " + str(stats.pages)
                 except Exception as exc:
                     stats.status, stats.error = "failed", _error(src, "", exc)
                     self.errors.append(_error(src, f"{scope} {stream.name}", exc))
@@ -846,11 +979,19 @@ class _Run:
                 finally:
                     stats.requests = tally.count
             stats.finished_at = _now()
-            await self.db(self._save_stream, key)
+            await self._save_stream_quietly(key)
             self._report(key)
-            return stats.status != "failed"
+            return stats.status not in ("failed", "stopped")
         finally:
             self.locks.release(handle, src, scope, stream.name)
+
+    async def _save_stream_quietly(self, key: tuple[str, str, str]) -> None:
+        """The stream's row now, for a live view; when the warehouse refuses (the very
+        failure the stream just recorded), ``finish`` writes it again with the run."""
+        try:
+            await self.db(self._save_stream, key)
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("could not record %s yet: %s", key, _describe(exc))
 
     def _report(self, key: tuple[str, str, str]) -> None:
         stats = self.streams[key]
@@ -890,7 +1031,9 @@ class _Run:
             if seen is not None and connector.live_stream is not None:
                 live: LiveIds | None = LiveIds(stream=connector.live_stream, native_ids=seen)
             else:
-                live = await connector.live_ids(scope)
+                live = await self.until_stopped(connector.live_ids(scope))
+        except Stopped:
+            return
         except Exception as exc:
             self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
             return
@@ -900,7 +1043,11 @@ class _Run:
         verdicts: dict[str, str] = {}
         if missing:
             try:
-                verdicts = await connector.classify_missing_items(scope, missing)
+                verdicts = await self.until_stopped(
+                    connector.classify_missing_items(scope, missing)
+                )
+            except Stopped:
+                return
             except Exception as exc:  # a failed check deletes nothing
                 self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
                 return
@@ -974,11 +1121,22 @@ def _ids(stream: Stream, records: list[Any]) -> list[str]:
 
 
 def _describe(exc: BaseException) -> str:
-    """An exception as one line for run records: our errors speak for themselves."""
+    """An exception as one line for run records: our errors speak for themselves, a
+    database error by its server message (not SQLAlchemy's statement and parameters)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return "warehouse: " + db_message(exc)
     text = " ".join(str(exc).split())
     if isinstance(exc, ProgramviewError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def db_message(exc: sa.exc.SQLAlchemyError) -> str:
+    """The first line the database (driver) said, without SQL or bound values."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    first = text[0].strip() if text else type(exc).__name__
+    return first or type(orig or exc).__name__
 
 
 def _error(source: str, where: str, exc: BaseException) -> str:
@@ -1010,8 +1168,14 @@ async def run_sync(
     until: datetime | None = None,
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Sync every configured source (or ``source``) into the warehouse; see module docstring.
+
+    ``stop`` (set from a signal handler or another thread) ends the run within moments: the
+    page being written commits whole, downloads and waits in flight are dropped, and the
+    run is recorded ``stopped``; the next run carries on from the last committed page.
+    A database failure of the run's own bookkeeping raises ``WarehouseError`` (one line).
 
     ``full`` ignores stored cursors (still skipping unchanged records by hash). ``since`` /
     ``until`` make a backfill: the streams read that window, and stored cursors are neither
@@ -1025,36 +1189,61 @@ async def run_sync(
     progress = progress or Progress()
     engine = db.create_engine(config.warehouse.url)
     try:
-        await asyncio.to_thread(db.ensure_current, engine)
-        await asyncio.to_thread(mirror_config, engine, config)
-        run = _Run(
-            engine,
-            config,
-            source=source,
-            full=full,
-            since=since,
-            until=until,
-            progress=progress,
-            transports=transports or {},
+        return await _run_sync(
+            engine, config, source, full, since, until, progress, transports, stop
         )
-        await asyncio.to_thread(run.start)
+    except sa.exc.SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"the warehouse {db.redact_url(config.warehouse.url)} failed: {db_message(exc)} "
+            "(committed pages are kept; run the sync again once the database is back)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+async def _run_sync(
+    engine: Engine,
+    config: Config,
+    source: str | None,
+    full: bool,
+    since: datetime | None,
+    until: datetime | None,
+    progress: Progress,
+    transports: dict[str, httpx.AsyncBaseTransport] | None,
+    stop: threading.Event | None,
+) -> RunResult:
+    await asyncio.to_thread(db.ensure_current, engine)
+    await asyncio.to_thread(mirror_config, engine, config)
+    run = _Run(
+        engine,
+        config,
+        source=source,
+        full=full,
+        since=since,
+        until=until,
+        progress=progress,
+        transports=transports or {},
+        stop=stop,
+    )
+    await asyncio.to_thread(run.start)
+    try:
         try:
             await run.execute()
         except BaseException as exc:  # Ctrl-C, cancellation: record the run, then re-raise
             result = run.result(interrupted=f"interrupted: {_describe(exc)}")
-            run.finish(result)
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                run.finish(result)
             progress.run_done(result)
             raise
-        finally:
-            run.locks.dispose()
         result = run.result()
         await asyncio.to_thread(run.finish, result)
-        if result.wrote:  # newly discovered repositories join their container's project
-            await asyncio.to_thread(mirror_config, engine, config)
-        progress.run_done(result)
-        return result
     finally:
-        engine.dispose()
+        run.release_run_lock()  # after finish: the row is never "running" without it
+        run.locks.dispose()
+    if result.wrote:  # newly discovered repositories join their container's project
+        await asyncio.to_thread(mirror_config, engine, config)
+    progress.run_done(result)
+    return result
 
 
 def sync(
@@ -1066,6 +1255,7 @@ def sync(
     until: datetime | None = None,
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Blocking wrapper around :func:`run_sync` (CLI, daemon jobs, tests)."""
     return asyncio.run(
@@ -1077,6 +1267,7 @@ def sync(
             until=until,
             progress=progress,
             transports=transports,
+            stop=stop,
         )
     )
 

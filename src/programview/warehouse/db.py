@@ -86,6 +86,24 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(norm, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
+def require_existing(url: str) -> None:
+    """Commands that only read refuse a SQLite file that does not exist, before opening it:
+    SQLite would create an empty file (and ``create_engine`` its folder) at a mistyped path,
+    and the user would get "no tables" instead of "wrong path"."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except Exception as exc:
+        raise WarehouseError(f"invalid warehouse URL {redact_url(url)!r}: {exc}") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.exists():
+        raise WarehouseError(
+            f"the warehouse file {path} does not exist (check [warehouse] url, "
+            "PROGRAMVIEW_WAREHOUSE_URL or --warehouse; `programview db upgrade` creates it)"
+        )
+
+
 def check_connection(engine: Engine) -> None:
     """Fail with a clear, password-free message when the database cannot be reached, saying
     what to check (server running, host, port; or the SQLite file's folder)."""
