@@ -28,6 +28,9 @@ class Progress:
     def wait(self, source: str, seconds: float, reason: str) -> None:
         """The HTTP layer is about to sleep ``seconds`` (rate limit or retry backoff)."""
 
+    def response(self, source: str, status: int) -> None:
+        """An HTTP answer with ``status`` arrived (retries included): for request metrics."""
+
     def stream_done(
         self,
         source: str,

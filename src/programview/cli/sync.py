@@ -97,14 +97,24 @@ def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
 
 @main_group.command("sync")
 @click.option("--source", metavar="NAME", help="Sync only this configured source.")
+@click.option(
+    "--scope",
+    metavar="SCOPE",
+    help="With --source: only this configured scope (one task per scope for an "
+    "orchestrator such as Kubernetes CronJobs or Airflow).",
+)
 @click.option("--full", is_flag=True, help="Ignore stored cursors and re-read everything.")
 @click.pass_context
 @handle_errors
-def sync_command(ctx: click.Context, source: str | None, full: bool) -> None:
-    """Pull what changed since the last run from every source (or one)."""
+def sync_command(ctx: click.Context, source: str | None, scope: str | None, full: bool) -> None:
+    """Pull what changed since the last run from every source (or one, or one scope)."""
+    if scope is not None and source is None:
+        raise click.UsageError("--scope needs --source (a scope belongs to one source)")
     config = load(ctx)
     with graceful_stop() as stop:
-        result = sync_engine.sync(config, source=source, full=full, progress=_progress(), stop=stop)
+        result = sync_engine.sync(
+            config, source=source, scope=scope, full=full, progress=_progress(), stop=stop
+        )
     _finish(config, result)
 
 

@@ -569,8 +569,12 @@ class _Run:
         progress: Progress,
         transports: dict[str, httpx.AsyncBaseTransport],
         stop: threading.Event | None = None,
+        fresh_since: datetime | None = None,
+        scope: str | None = None,
     ) -> None:
         self.engine = engine
+        self.fresh_since = fresh_since
+        self.only_scope = scope
         self.config = config
         self.source_name = source
         self.full = full
@@ -767,7 +771,10 @@ class _Run:
     def selected_sources(self) -> list[SourceConfig]:
         if self.source_name is None:
             return list(self.config.sources)
-        return [self.config.source(self.source_name)]
+        src = self.config.source(self.source_name)
+        if self.only_scope is not None:  # the connector sees (and expands) only that scope
+            src = src.model_copy(update={"scopes": [self.only_scope]})
+        return [src]
 
     async def execute(self) -> None:
         """Every source to its end, even when one of them hits a bug or a dead database:
@@ -928,6 +935,14 @@ class _Run:
             self._report(key)
             return True
         try:
+            fresh = await self.db(self._synced_since, key) if self.fresh_since else None
+            if fresh is not None:
+                stats.status, stats.finished_at = "skipped", _now()
+                stats.error = f"already synced in this tick by run {fresh}"
+                log.info("%s %s %s: skipped, %s", src, scope, stream.name, stats.error)
+                await self.db(self._save_stream, key)
+                self._report(key)
+                return True
             stats.status = "running"
             await self.db(self._save_stream, key)
             cursor_text = None if self.backfill else await self.db(self._load_cursor, key)
@@ -1003,6 +1018,22 @@ class _Run:
             pages=stats.pages,
             error=stats.error,
         )
+
+    def _synced_since(self, key: tuple[str, str, str]) -> int | None:
+        """The other run that synced this stream successfully since ``fresh_since`` (several
+        daemons on one schedule: the stream's lock is ours now, so that run is done)."""
+        t = db.table("sync_run_streams")
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(t.c.run_id)).where(
+                    t.c.source_name == key[0],
+                    t.c.scope == key[1],
+                    t.c.stream == key[2],
+                    t.c.run_id != self.run_id,
+                    t.c.status.in_(("ok", "partial")),
+                    t.c.started_at >= self.fresh_since,
+                )
+            ).scalar()
 
     def _load_cursor(self, key: tuple[str, str, str]) -> str | None:
         t = db.table("sync_state")
@@ -1169,8 +1200,14 @@ async def run_sync(
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     stop: threading.Event | None = None,
+    fresh_since: datetime | None = None,
+    scope: str | None = None,
 ) -> RunResult:
     """Sync every configured source (or ``source``) into the warehouse; see module docstring.
+
+    ``scope`` (with ``source``) syncs only that configured scope: one task of an external
+    orchestrator. ``fresh_since`` (naive UTC) skips a stream another run synced successfully
+    since then: several daemons on one schedule sync each stream once per tick.
 
     ``stop`` (set from a signal handler or another thread) ends the run within moments: the
     page being written commits whole, downloads and waits in flight are dropped, and the
@@ -1185,12 +1222,29 @@ async def run_sync(
     if since and until and until <= since:
         raise ConfigError(f"backfill window is empty: until {until} is not after since {since}")
     if source is not None:
-        config.source(source)  # unknown name: a clear ConfigError before touching anything
+        src = config.source(source)  # unknown name: a clear ConfigError before touching anything
+        if scope is not None and scope not in src.scopes:
+            known = ", ".join(src.scopes) or "none"
+            raise ConfigError(
+                f"source {source!r} has no scope {scope!r}: its configured scopes are {known}"
+            )
+    elif scope is not None:
+        raise ConfigError("--scope needs --source: a scope belongs to one source")
     progress = progress or Progress()
     engine = db.create_engine(config.warehouse.url)
     try:
         return await _run_sync(
-            engine, config, source, full, since, until, progress, transports, stop
+            engine,
+            config,
+            source,
+            full,
+            since,
+            until,
+            progress,
+            transports,
+            stop,
+            fresh_since,
+            scope,
         )
     except sa.exc.SQLAlchemyError as exc:
         raise WarehouseError(
@@ -1211,6 +1265,8 @@ async def _run_sync(
     progress: Progress,
     transports: dict[str, httpx.AsyncBaseTransport] | None,
     stop: threading.Event | None,
+    fresh_since: datetime | None,
+    scope: str | None,
 ) -> RunResult:
     await asyncio.to_thread(db.ensure_current, engine)
     await asyncio.to_thread(mirror_config, engine, config)
@@ -1224,6 +1280,8 @@ async def _run_sync(
         progress=progress,
         transports=transports or {},
         stop=stop,
+        fresh_since=fresh_since,
+        scope=scope,
     )
     await asyncio.to_thread(run.start)
     try:
@@ -1256,6 +1314,8 @@ def sync(
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     stop: threading.Event | None = None,
+    fresh_since: datetime | None = None,
+    scope: str | None = None,
 ) -> RunResult:
     """Blocking wrapper around :func:`run_sync` (CLI, daemon jobs, tests)."""
     return asyncio.run(
@@ -1268,6 +1328,8 @@ def sync(
             progress=progress,
             transports=transports,
             stop=stop,
+            fresh_since=fresh_since,
+            scope=scope,
         )
     )
 
