@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
-@click.version_option(package_name="programview", message="%(prog)s %(version)s")
+@click.version_option(package_name="programview", message="programview %(version)s")
 @click.option(
     "--config",
     "config_path",

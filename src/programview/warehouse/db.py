@@ -146,12 +146,37 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+#: PostgreSQL advisory lock held while migrating (any value no other lock of ours uses)
+MIGRATION_LOCK = 0x70766D6967726174  # "pvmigrat"
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (``programview db upgrade``)."""
+    """Apply migrations up to ``revision`` (``programview db upgrade``).
+
+    On PostgreSQL under an advisory lock: several replicas that start at once (each
+    container runs ``db upgrade`` first) migrate one after the other, and the later ones
+    find the schema current instead of racing to create the same tables."""
     engine = create_engine(url)
     check_connection(engine)
-    engine.dispose()
-    command.upgrade(alembic_config(url), revision)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        command.upgrade(alembic_config(url), revision)
+        return
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def downgrade(url: str, revision: str) -> None:
