@@ -34,8 +34,7 @@ def upgrade_command(ctx: click.Context) -> None:
     """Apply every pending migration to the configured warehouse."""
     config = load(ctx, sources=False)
     url = config.warehouse.url
-    before = _current(url)
-    db.upgrade(url)
+    before = db.upgrade(url)  # read under the migration lock: replicas may race us
     after = _current(url)
     where = config.warehouse.safe_url
     if before == after:

@@ -150,8 +150,9 @@ def alembic_config(url: str) -> AlembicConfig:
 MIGRATION_LOCK = 0x70766D6967726174  # "pvmigrat"
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (``programview db upgrade``).
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision`` (``programview db upgrade``); return the revision
+    the database was at (None: empty), read under the same lock.
 
     On PostgreSQL under an advisory lock: several replicas that start at once (each
     container runs ``db upgrade`` first) migrate one after the other, and the later ones
@@ -159,14 +160,17 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine = create_engine(url)
     check_connection(engine)
     if engine.dialect.name != "postgresql":
+        before = current_revision(engine)
         engine.dispose()
         command.upgrade(alembic_config(url), revision)
-        return
+        return before
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
             conn.commit()
             try:
+                before = MigrationContext.configure(conn).get_current_revision()
+                conn.commit()
                 cfg = alembic_config(url)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
@@ -177,6 +181,7 @@ def upgrade(url: str, revision: str = "head") -> None:
                 conn.commit()
     finally:
         engine.dispose()
+    return before
 
 
 def downgrade(url: str, revision: str) -> None:
