@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ from programview.sync.connector import (
     Replace,
     Stream,
     SyncOptions,
+    Window,
 )
 from programview.sync.registry import load_connector
 from programview.warehouse import db, runs
@@ -180,6 +181,7 @@ class PageWriter:
         run_id: int | None = None,
         store_cursor: bool = True,
         cursor_text: str | None = None,
+        state_stream: str | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -189,6 +191,8 @@ class PageWriter:
         self.store_cursor = store_cursor
         #: The cursor as last committed (JSON text), so an unchanged cursor is not rewritten.
         self.cursor_text = cursor_text
+        #: the ``sync_state.stream`` the cursor goes to: a backfill keeps its own
+        self.state_stream = state_stream or stream.name
 
     def write(self, page: Page) -> PageResult:
         result = PageResult()
@@ -302,7 +306,7 @@ class PageWriter:
                         {
                             "source_name": self.source,
                             "scope": self.scope,
-                            "stream": self.stream.name,
+                            "stream": self.state_stream,
                             "cursor": cursor_text,
                             "updated_at": now,
                         }
@@ -945,17 +949,27 @@ class _Run:
                 return True
             stats.status = "running"
             await self.db(self._save_stream, key)
-            cursor_text = None if self.backfill else await self.db(self._load_cursor, key)
+            state_key = key
+            if self.backfill:
+                # its own window cursor: a stopped or crashed backfill resumes where it was,
+                # and the incremental cursor is never touched (never moved backwards)
+                state_key = (src, scope, backfill_state(stream.name, self.options))
+            cursor_text = None
+            if not self.backfill or stream.cursor_field:
+                cursor_text = await self.db(self._load_cursor, state_key)
             cursor = json.loads(cursor_text) if cursor_text and not self.full else None
             options = self.options.for_stream(cursor, stream.cursor_field)
+            if self.backfill:
+                options = self._resume_window(options, cursor, stream.cursor_field, key)
             writer = PageWriter(
                 self.engine,
                 source=src,
                 scope=scope,
                 stream=stream,
                 run_id=self.run_id,
-                store_cursor=not self.backfill,
+                store_cursor=not self.backfill or bool(stream.cursor_field),
                 cursor_text=cursor_text,
+                state_stream=state_key[2],
             )
             # A complete read of the live-items stream lists every live id: keep them for
             # the deletion check (see ``reconcile``).
@@ -982,6 +996,8 @@ class _Run:
                             stats.skipped += done.skipped
                             stats.quarantined += done.quarantined
                             self.progress.page(src, scope, stream.name, len(page.records))
+                            if self.backfill:
+                                self._report_position(key, page, stream.cursor_field)
                 except Stopped:
                     stats.status, stats.error = "stopped", "stopped after page " + str(stats.pages)
                 except Exception as exc:
@@ -991,6 +1007,8 @@ class _Run:
                     stats.status = "partial" if stats.quarantined else "ok"
                     if whole:
                         self._read_whole[(src, scope)] = seen
+                    if state_key != key:  # the window is done: a rerun starts it afresh
+                        await self.db(self._drop_state, state_key)
                 finally:
                     stats.requests = tally.count
             stats.finished_at = _now()
@@ -1018,6 +1036,55 @@ class _Run:
             pages=stats.pages,
             error=stats.error,
         )
+
+    def _resume_window(
+        self,
+        options: SyncOptions,
+        cursor: dict[str, Any] | None,
+        cursor_field: str | None,
+        key: tuple[str, str, str],
+    ) -> SyncOptions:
+        """A backfill window that starts where an earlier run of the same window stopped
+        (its committed cursor, minus the lookback; pages come in cursor order)."""
+        if not cursor or not cursor_field or not cursor.get(cursor_field):
+            return options
+        reached = datetime.fromisoformat(str(cursor[cursor_field]))
+        reached = reached.replace(tzinfo=UTC) if reached.tzinfo is None else reached
+        since = options.window.since
+        start = max(since, reached - options.lookback) if since else reached - options.lookback
+        log.info("%s %s %s: resuming the backfill from %s", *key, start.isoformat())
+        self.notes.append(f"{' '.join(key)}: backfill resumed from {start:%Y-%m-%d %H:%M}")
+        # the rest of the window is a backfill of its own (connectors derive their window
+        # from ``since``/``until``); its state key stays the whole window's
+        return replace(options, since=start, window=Window(start, options.window.until))
+
+    def _report_position(
+        self, key: tuple[str, str, str], page: Page, cursor_field: str | None
+    ) -> None:
+        """How far into the backfill window the stream is (0..1), for the ETA."""
+        window = self.options.window_for(None, None)
+        value = (page.cursor or {}).get(cursor_field) if cursor_field else None
+        if window.since is None or not value:
+            return
+        try:
+            reached = datetime.fromisoformat(str(value))
+        except ValueError:
+            return
+        reached = reached.replace(tzinfo=UTC) if reached.tzinfo is None else reached
+        end = window.until or datetime.now(UTC)
+        total = (end - window.since).total_seconds()
+        if total > 0:
+            done = min(max((reached - window.since).total_seconds() / total, 0.0), 1.0)
+            self.progress.position(*key, done)
+
+    def _drop_state(self, key: tuple[str, str, str]) -> None:
+        t = db.table("sync_state")
+        with db.transaction(self.engine) as conn:
+            conn.execute(
+                sa.delete(t).where(
+                    t.c.source_name == key[0], t.c.scope == key[1], t.c.stream == key[2]
+                )
+            )
 
     def _synced_since(self, key: tuple[str, str, str]) -> int | None:
         """The other run that synced this stream successfully since ``fresh_since`` (several
@@ -1138,6 +1205,15 @@ class _Run:
                 ],
             )
         return len(gone)
+
+
+def backfill_state(stream: str, options: SyncOptions) -> str:
+    """The ``sync_state.stream`` of a backfill window's own cursor: one per window, so
+    rerunning the same ``backfill --since --until`` resumes it, and a different window
+    starts afresh."""
+    since = options.since.strftime("%Y%m%dT%H%M%S") if options.since else "start"
+    until = options.until.strftime("%Y%m%dT%H%M%S") if options.until else "now"
+    return f"{stream}#backfill {since}..{until}"
 
 
 def _ids(stream: Stream, records: list[Any]) -> list[str]:
