@@ -85,9 +85,11 @@ def run_cycle(
     (sources down, warehouse fine): time-based metrics and alerts still move on. It is
     skipped when the sync raised, which means the warehouse itself is unusable.
     """
+    from programview.logging_setup import once_per_run
     from programview.pipeline import refresh
     from programview.progress import Progress
 
+    once_per_run.reset()  # a warning is said once per run, in every run
     started = clock()
     error: str | None = None
     result: Any = None
@@ -123,7 +125,9 @@ def run_cycle(
         seconds=clock() - started,
         error=error or _first_error(result),
     )
-    level = {"ok": logging.INFO, "partial": logging.WARNING}.get(cycle.status, logging.ERROR)
+    level = {"ok": logging.INFO, "partial": logging.WARNING, "stopped": logging.INFO}.get(
+        cycle.status, logging.ERROR
+    )
     log.log(
         level,
         "run%s %s in %.1fs: %d records written, %d unchanged, %d requests, %d quarantined%s",
@@ -135,6 +139,16 @@ def run_cycle(
         cycle.requests,
         cycle.quarantined,
         f"; {cycle.error}" if cycle.error else "",
+        extra={
+            "run": cycle.run_id,
+            "status": cycle.status,
+            "records": cycle.records,
+            "skipped": cycle.skipped,
+            "requests": cycle.requests,
+            "quarantined": cycle.quarantined,
+            "duration": round(cycle.seconds, 3),
+            "error": cycle.error,
+        },
     )
     if server is not None:
         server.state.last_status, server.state.last_error = cycle.status, cycle.error

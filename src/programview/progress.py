@@ -45,6 +45,8 @@ class Progress:
         skipped: int,
         pages: int,
         error: str | None = None,
+        requests: int = 0,
+        seconds: float = 0.0,
     ) -> None:
         """A stream of one scope finished (``status``: ok, partial, failed or skipped)."""
 
@@ -116,6 +118,8 @@ class TerminalProgress(Progress):
         skipped: int,
         pages: int,
         error: str | None = None,
+        requests: int = 0,
+        seconds: float = 0.0,
     ) -> None:
         text = (
             f"{source} {scope} {stream}: {status}, {records} written, {skipped} unchanged, "

@@ -77,6 +77,19 @@ def load(ctx: click.Context, *, sources: bool = True) -> Config:
     return config
 
 
+def log_format_option(fn: F) -> F:
+    """``--log-format text|json`` (env ``PROGRAMVIEW_LOG_FORMAT``) for commands that log."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        envvar="PROGRAMVIEW_LOG_FORMAT",
+        show_default=True,
+        help="json: one JSON object per line (run, source, stream, records, requests, "
+        "duration, status) for log shippers. Env: PROGRAMVIEW_LOG_FORMAT.",
+    )(fn)
+
+
 def _debug() -> bool:
     ctx = click.get_current_context(silent=True)
     return bool(ctx and (ctx.find_root().obj or {}).get("debug"))

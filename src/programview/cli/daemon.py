@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from programview.cli._common import handle_errors, load, main_group
+from programview.cli._common import handle_errors, load, log_format_option, main_group
 from programview.daemon import run_daemon
 from programview.logging_setup import config_secrets, setup_logging
 
@@ -43,6 +43,7 @@ LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
     help="Run at start, then every SECONDS (counted from the epoch, so several daemons "
     "tick together) instead of on [sync] schedule.",
 )
+@log_format_option
 @click.pass_context
 @handle_errors
 def daemon(
@@ -52,6 +53,7 @@ def daemon(
     log_level: str,
     serve: str | None,
     every: float | None,
+    log_format: str,
 ) -> None:
     """Sync every source and recompute metrics on [sync] schedule (cron, UTC).
 
@@ -60,5 +62,5 @@ def daemon(
     Exit codes with --once: 0 ok, 3 partial, 1 failed; 2 for a bad config.
     """
     config = load(ctx)
-    setup_logging(log_level, secrets=config_secrets(config))
+    setup_logging(log_level, secrets=config_secrets(config), fmt=log_format)
     ctx.exit(run_daemon(config, once=once, upgrade=upgrade, serve=serve, every=every))

@@ -25,6 +25,7 @@ from programview.cli._common import (
     EXIT_USAGE,
     handle_errors,
     load,
+    log_format_option,
     main_group,
 )
 from programview.config import Config
@@ -69,6 +70,15 @@ def graceful_stop() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+def _json_logs(config: Config, log_format: str) -> None:
+    """Text keeps Python's plain warnings on stderr (as before); json switches every log
+    line, stream lines included, to one JSON object per line (Kubernetes, Airflow)."""
+    if log_format == "json":
+        from programview.logging_setup import config_secrets, setup_logging
+
+        setup_logging("INFO", secrets=config_secrets(config), fmt="json")
+
+
 def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
     click.echo(
         f"run {result.run_id}: {result.status}, {result.records} records written, "
@@ -104,13 +114,17 @@ def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
     "orchestrator such as Kubernetes CronJobs or Airflow).",
 )
 @click.option("--full", is_flag=True, help="Ignore stored cursors and re-read everything.")
+@log_format_option
 @click.pass_context
 @handle_errors
-def sync_command(ctx: click.Context, source: str | None, scope: str | None, full: bool) -> None:
+def sync_command(
+    ctx: click.Context, source: str | None, scope: str | None, full: bool, log_format: str
+) -> None:
     """Pull what changed since the last run from every source (or one, or one scope)."""
     if scope is not None and source is None:
         raise click.UsageError("--scope needs --source (a scope belongs to one source)")
     config = load(ctx)
+    _json_logs(config, log_format)
     with graceful_stop() as stop:
         result = sync_engine.sync(
             config, source=source, scope=scope, full=full, progress=_progress(), stop=stop
@@ -122,15 +136,21 @@ def sync_command(ctx: click.Context, source: str | None, scope: str | None, full
 @click.option("--since", required=True, type=DATE, help="Window start, UTC (YYYY-MM-DD).")
 @click.option("--until", type=DATE, help="Window end, UTC (default: now).")
 @click.option("--source", metavar="NAME", help="Backfill only this configured source.")
+@log_format_option
 @click.pass_context
 @handle_errors
 def backfill_command(
-    ctx: click.Context, since: datetime, until: datetime | None, source: str | None
+    ctx: click.Context,
+    since: datetime,
+    until: datetime | None,
+    source: str | None,
+    log_format: str,
 ) -> None:
     """Re-read items updated in a time window, without moving the sync cursors."""
     if until is not None and until <= since:
         raise click.BadParameter("must be after --since", param_hint="--until")
     config = load(ctx)
+    _json_logs(config, log_format)
     with graceful_stop() as stop:
         result = sync_engine.sync(
             config, source=source, since=since, until=until, progress=_progress(), stop=stop

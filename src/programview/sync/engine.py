@@ -59,6 +59,8 @@ from programview.sync.registry import load_connector
 from programview.warehouse import db, runs
 
 log = logging.getLogger("programview.sync")
+#: one line per finished stream (see ``_Run._report``)
+stream_log = logging.getLogger("programview.sync.streams")
 
 T = TypeVar("T")
 
@@ -1028,6 +1030,9 @@ class _Run:
 
     def _report(self, key: tuple[str, str, str]) -> None:
         stats = self.streams[key]
+        seconds = 0.0
+        if stats.started_at and stats.finished_at:
+            seconds = (stats.finished_at - stats.started_at).total_seconds()
         self.progress.stream_done(
             *key,
             status=stats.status,
@@ -1035,6 +1040,33 @@ class _Run:
             skipped=stats.skipped,
             pages=stats.pages,
             error=stats.error,
+            requests=stats.requests,
+            seconds=seconds,
+        )
+        # One structured line per stream for log shippers (`--log-format json`); the text
+        # format shows them only at DEBUG (the daemon promises one line per run).
+        stream_log.info(
+            "%s %s %s: %s, %d records written, %d unchanged, %d requests in %.1fs%s",
+            *key,
+            stats.status,
+            stats.records,
+            stats.skipped,
+            stats.requests,
+            seconds,
+            f"; {stats.error}" if stats.error else "",
+            extra={
+                "run": self.run_id,
+                "source": key[0],
+                "scope": key[1],
+                "stream": key[2],
+                "status": stats.status,
+                "records": stats.records,
+                "skipped": stats.skipped,
+                "requests": stats.requests,
+                "quarantined": stats.quarantined,
+                "duration": round(seconds, 3),
+                "error": stats.error,
+            },
         )
 
     def _resume_window(
