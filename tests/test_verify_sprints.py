@@ -237,6 +237,43 @@ def test_a_report_whose_sums_do_not_add_up_is_flagged() -> None:
     assert missing.problems == ["no sprint report: HTTP 404: no such sprint"]
 
 
+def test_an_item_deleted_after_the_figures_were_kept_is_explained_not_stale() -> None:
+    """A sprint closed long ago keeps its figures as computed then; an item deleted later is
+    still in them, and Jira's report no longer lists it: explained, item by item. A stored
+    figure that no item (live or deleted) adds up to stays a problem."""
+    from programview.verify import _check
+
+    sprint = {
+        "id": "jira:1",
+        "name": "PAY Sprint 1",
+        "project_key": "PAY",
+        "start_at": START,
+        "completed_at": CLOSE,
+        "end_at": CLOSE,
+        "committed_points": 8.0,
+        "added_points": 0.0,
+        "removed_points": 5.0,
+        "completed_points": 3.0,
+    }
+    mine = [
+        ours("PAY-1", committed=3.0, completed=3.0),
+        ours("PAY-2", committed=5.0, removed=5.0, deleted=True, status="todo"),
+    ]
+    report_ = SprintReport(items=(jira("PAY-1", "completed", 3, 3),))
+    check = _check("jira", sprint, mine, {"jira:1": report_})
+    assert check.problems == []
+    assert check.verdict == "explained"
+    assert {(d.key, d.figure, d.ours, d.theirs) for d in check.differences} == {
+        ("PAY-2", "committed", 5.0, 0.0),
+        ("PAY-2", "removed", 5.0, 0.0),
+    }
+    assert all("deleted after programview kept" in (d.reason or "") for d in check.differences)
+
+    stale = _check("jira", {**sprint, "committed_points": 9.0}, mine, {"jira:1": report_})
+    assert stale.verdict == "unexplained"
+    assert stale.problems[0].startswith("programview's stored committed points (9)")
+
+
 # --- the payload ----------------------------------------------------------------------------------
 
 

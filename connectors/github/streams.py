@@ -213,7 +213,9 @@ class Issues(GitHubStream):
             async for patches in self.connector.board_pass(scope):
                 yield Page(patches, cursor=last_cursor, patch=True)
 
-    def _listing(self, scope: str, params: dict[str, Any], etag: str | None) -> AsyncIterator[Any]:
+    def _issue_pages(
+        self, scope: str, params: dict[str, Any], etag: str | None
+    ) -> AsyncIterator[Any]:
         return paginate(
             self.connector.http,
             PageRequest(f"/repos/{scope}/issues", params),
@@ -234,7 +236,7 @@ class Issues(GitHubStream):
         recent: dict[str, str] = {}
         seen: dict[str, str] = {}
         moved_back: str | None = None  # the oldest old updated_at of an edit seen
-        async for page in prefetch(self._listing(scope, params, None)):
+        async for page in prefetch(self._issue_pages(scope, params, None)):
             fresh: list[Raw] = []
             past_window = False
             for raw in map(slim, page.records):
@@ -303,7 +305,7 @@ class Issues(GitHubStream):
         first = True
         # no prefetch: reading stops at the first page that reaches the known part, and a
         # page requested ahead would be a request spent for nothing
-        async for page in self._listing(scope, params, etag):
+        async for page in self._issue_pages(scope, params, etag):
             if page.http.not_modified:
                 return  # nothing changed: the cursor stays, so does the URL
             if first:

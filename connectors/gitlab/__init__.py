@@ -260,8 +260,11 @@ class GitLabConnector(Connector):
             if isinstance(ref, dict) and ref.get("id") is not None:
                 used.add(str(ref["id"]))
         milestone = issue.get("milestone")
-        group_milestone = isinstance(milestone, dict) and milestone.get("project_id") is None
-        if group_milestone and milestone.get("id") is not None:
+        if (
+            isinstance(milestone, dict)
+            and milestone.get("project_id") is None  # a group milestone
+            and milestone.get("id") is not None
+        ):
             self.scope_milestones.setdefault(scope, set()).add(str(milestone["id"]))
 
     async def _bounded(self, fn: Callable[[str], Awaitable[Any]], path: str) -> Any:

@@ -658,7 +658,7 @@ def map_sprint(raw: Raw, scope: str, source: str) -> Out:
     span = iteration_span(iteration)
     if span is None:
         raise MappingError(f"iteration {iteration.get('id')} has no start or due date")
-    state = ITERATION_STATES.get(iteration.get("state"))  # type: ignore[arg-type]
+    state = ITERATION_STATES.get(iteration.get("state"))
     if state is None:
         raise MappingError(f"iteration state {iteration.get('state')!r}")
     start, end = span

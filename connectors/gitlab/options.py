@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from programview.normalize import DEFAULT_LABEL_TYPES, TypeCategory, merged_map
+from programview.normalize import TypeCategory, TypeMapOptions
 from programview.sync.connector import ConnectorOptions
 
 #: Labels that mean "in progress" unless the config says otherwise: GitLab's usual scoped
@@ -33,19 +33,18 @@ ISSUE_TYPES: dict[str, TypeCategory] = {
 }
 
 
-class GitLabOptions(ConnectorOptions):
+class GitLabOptions(ConnectorOptions, TypeMapOptions):
     #: Labels (scoped ``workflow::in dev`` style or plain) meaning in_progress for an open
     #: issue; an open issue without one is todo.
     in_progress_labels: list[str] = Field(default_factory=lambda: list(DEFAULT_IN_PROGRESS_LABELS))
-    #: Extra label names -> story|bug|task|epic|incident|other, merged over the defaults
-    #: (``bug``, ``type::bug``, ``feature``, ``type::story``…). ``issue_type`` incident and task
-    #: always win: an incident is not a bug.
-    type_map: dict[str, TypeCategory] = Field(default_factory=dict)
+    # type_map (TypeMapOptions): extra label names -> category, merged over the defaults
+    # (``bug``, ``type::bug``, ``feature``, ``type::story``…). ``issue_type`` incident and task
+    # always win: an incident is not a bug.
     #: Allow the periodic deletion reconcile (a listing of each project's issue ids).
     reconcile: bool = True
 
     def label_types(self) -> dict[str, TypeCategory]:
-        return merged_map(DEFAULT_LABEL_TYPES, self.type_map)
+        return self.label_categories()
 
     def in_progress(self) -> frozenset[str]:
         return frozenset(v.strip().lower() for v in self.in_progress_labels)

@@ -105,7 +105,8 @@ def parse_sprint_report(body: Any) -> SprintReport:
                     points_at_close=_points(entry.get("currentEstimateStatistic")),
                 )
             )
-    sprint = body.get("sprint") if isinstance(body.get("sprint"), dict) else {}
+    raw_sprint = body.get("sprint")
+    sprint: dict[str, Any] = raw_sprint if isinstance(raw_sprint, dict) else {}
     totals = {
         figure: _points({"statFieldValue": contents[name]})
         for figure, name in SUMS.items()

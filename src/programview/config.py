@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union, get_args, get_origin
@@ -710,8 +710,12 @@ def _cross_checks(config: Config, index: dict[Loc, int]) -> list[tuple[int | Non
     if hook_url and not hook_url.startswith(("https://", "http://")):
         # Never echo the value: it is a secret even when malformed.
         problems.append(_at(("alerts", "webhook_url"), index, "must be an http:// or https:// URL"))
-    for section, items in (("programs", config.programs), ("projects", config.projects)):
-        for i, item in enumerate(items):
+    dated: tuple[tuple[str, Sequence[ProgramConfig | ProjectConfig]], ...] = (
+        ("programs", config.programs),
+        ("projects", config.projects),
+    )
+    for section, entries in dated:
+        for i, item in enumerate(entries):
             if item.start and item.end and item.end < item.start:
                 problems.append(
                     _at(

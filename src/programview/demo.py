@@ -55,7 +55,7 @@ class DemoResult:
 def run_demo(
     directory: str | Path = "programview-demo",
     *,
-    size: str = "medium",
+    size: str = "small",
     seed: int = 1,
     weeks: int = 4,
     progress: Progress | None = None,

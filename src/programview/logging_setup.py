@@ -32,7 +32,7 @@ CHATTY = ("httpx", "httpcore", "apscheduler.executors.default")
 class RedactingFormatter(logging.Formatter):
     """A UTC ISO-8601 formatter that replaces every known secret with ``***``."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # UTC, as documented
 
     def __init__(self, secrets: Iterable[str] = (), fmt: str = FORMAT) -> None:
         super().__init__(fmt, datefmt="%Y-%m-%dT%H:%M:%SZ")

@@ -116,7 +116,9 @@ class Metrics:
                 ).all()
         except sa.exc.SQLAlchemyError as exc:
             log.warning(
-                "metrics: cannot read run %s: %s", run_id, str(exc.orig or exc).split("\n")[0]
+                "metrics: cannot read run %s: %s",
+                run_id,
+                str(getattr(exc, "orig", None) or exc).split("\n")[0],
             )
             return
         finally:
@@ -233,7 +235,7 @@ class OpsServer:
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def start(self) -> None:
         self._thread.start()

@@ -501,12 +501,12 @@ def _burnup(
             (r for r in rels if r.get("state") != "released"),
             key=lambda r: r.get("due_date") or "9999",
         )
-        done = sorted(
+        released = sorted(
             (r for r in rels if r.get("state") == "released"),
             key=lambda r: r.get("released_at") or r.get("due_date") or "",
             reverse=True,
         )
-        chosen.extend((open_ + done)[:BURNUP_RELEASES])
+        chosen.extend((open_ + released)[:BURNUP_RELEASES])
 
     out = []
     for rel in chosen:

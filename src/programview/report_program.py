@@ -187,7 +187,8 @@ def people_text(report: Mapping[str, Any], width: int) -> list[str]:
 
 
 def _track(benefit: Mapping[str, Any], missing: str = "-") -> str:
-    return {True: "yes", False: "no"}.get(benefit.get("on_track"), missing)
+    on_track = benefit.get("on_track")
+    return missing if on_track is None else ("yes" if on_track else "no")
 
 
 def benefits_text(report: Mapping[str, Any], width: int) -> list[str]:

@@ -20,7 +20,8 @@ against our own history of the item (docs/metrics.md, "Checked against Jira's ow
 * **added after start**: added after the sprint's start date but before Jira actually
   started the sprint, which Jira counts as committed;
 * **deleted**: deleted in, or moved out of, the synced projects since; programview leaves it
-  out.
+  out (or, for a sprint whose figures were kept from before the deletion, still counts it
+  while Jira's report leaves it out).
 
 Anything else is unexplained: the exit status is 0 when every difference is explained and 3
 otherwise. The core never imports a connector by name: it asks the registry for the
@@ -158,11 +159,11 @@ def compare_sprint(
     by_key = {o.key: o for o in ours}
     pairs: list[tuple[OurItem | None, SprintReportItem | None]] = []
     matched: set[str] = set()
-    for item in report.items:
-        mine = by_id.get(item.native_id or "") or by_key.get(item.key)
+    for reported in report.items:
+        mine = by_id.get(reported.native_id or "") or by_key.get(reported.key)
         if mine is not None:
             matched.add(mine.native_id)
-        pairs.append((mine, item))
+        pairs.append((mine, reported))
     pairs.extend((o, None) for o in ours if o.native_id not in matched)
 
     out: list[Difference] = []
@@ -549,9 +550,14 @@ def _check(
         theirs=None,
     )
     live = [i for i in items if not i.deleted]
+    # Figures kept from before an item was deleted: the stored sum still counts it.
+    kept_deleted: list[str] = []
     for name in FIGURES:
         summed = sum(v for i in live if (v := i.figure(name)) is not None)
-        if abs(summed - stored[name]) > EPSILON:
+        with_deleted = sum(v for i in items if (v := i.figure(name)) is not None)
+        if abs(summed - stored[name]) > EPSILON and abs(with_deleted - stored[name]) <= EPSILON:
+            kept_deleted.append(name)
+        elif abs(summed - stored[name]) > EPSILON:
             check.problems.append(
                 f"programview's stored {name} points ({stored[name]:g}) differ from its items' "
                 f"({summed:g}): figures of sprints closed more than 30 days ago are kept as "
@@ -575,6 +581,23 @@ def _check(
         start=sprint["start_at"], close=sprint["completed_at"] or sprint["end_at"]
     )
     check.differences = compare_sprint(items, report, window)
+    listed = {it.native_id for it in report.items} | {it.key for it in report.items}
+    for name in kept_deleted:
+        for item in items:
+            value = item.figure(name)
+            if not item.deleted or value is None or {item.native_id, item.key} & listed:
+                continue
+            check.differences.append(
+                Difference(
+                    name,
+                    item.key,
+                    value,
+                    0.0,
+                    "deleted after programview kept this closed sprint's figures (figures of "
+                    "sprints closed more than 30 days ago are kept as computed then); Jira's "
+                    "report leaves deleted issues out",
+                )
+            )
     return check
 
 

@@ -23,7 +23,7 @@ from programview.progress import TerminalProgress
 @click.option(
     "--size",
     type=click.Choice(["small", "medium", "large"]),
-    default="medium",
+    default="small",
     show_default=True,
     help="Size of the simulated organisation.",
 )

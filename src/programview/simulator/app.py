@@ -56,6 +56,7 @@ from urllib.parse import unquote, urlencode
 import httpx
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from programview.simulator.faults import FaultPlan, FaultRule
 from programview.simulator.generator import Credentials, Organisation, Person
@@ -242,7 +243,7 @@ def github_link_header(
     only prev and first). ``path`` overrides the request path, e.g.
     ``/repositories/{id}/issues`` as real next links use. Returns {} for one page."""
     url = ctx.base_url + (path or ctx.path)
-    query = {k: v for k, v in ctx.query.multi_items() if k != "page"}
+    query: dict[str, Any] = {k: v for k, v in ctx.query.multi_items() if k != "page"}
     query["per_page"] = per_page
     last = max(1, math.ceil(total / per_page))
     parts = []
@@ -261,7 +262,7 @@ def gitlab_paging_headers(ctx: Ctx, page: int, per_page: int, total: int) -> dic
     page), ``x-prev-page``, ``x-total``, ``x-total-pages`` and ``Link``; totals and
     ``rel="last"`` are dropped above 10,000 results, as GitLab does."""
     url = ctx.base_url + ctx.path
-    query = {k: v for k, v in ctx.query.multi_items() if k != "page"}
+    query: dict[str, Any] = {k: v for k, v in ctx.query.multi_items() if k != "page"}
     query["per_page"] = per_page
     pages = max(1, math.ceil(total / per_page))
     has_next = page < pages
@@ -641,7 +642,11 @@ def rate_limit_response(
             headers["x-ratelimit-remaining"] = "0"
             headers["x-ratelimit-used"] = headers["x-ratelimit-limit"]
             headers["x-ratelimit-reset"] = str(math.ceil(time.time() + retry))
-        body = {"message": message, "documentation_url": doc, "status": str(status)}
+        body: dict[str, Any] = {
+            "message": message,
+            "documentation_url": doc,
+            "status": str(status),
+        }
         return json_response(api, body, status, headers)
     if api == GITLAB:
         limit = limiter.limit
@@ -827,9 +832,9 @@ class SimApp:
     # ASGI entry point
     async def __call__(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         if scope["type"] == "lifespan":
             while True:

@@ -85,7 +85,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # --- constants ------------------------------------------------------------------------
 
@@ -810,7 +810,7 @@ class Organisation:
         """(item, membership) pairs ever added to the sprint (linear scan of its scopes)."""
         sid = sprint if isinstance(sprint, int) else sprint.id
         cad = self.cadence(self.sprints[sid].cadence_id)
-        out = []
+        out: list[Any] = []
         for path in cad.scope_paths:
             for item in self._scope_items[path]:
                 if item.deleted is None:

@@ -572,7 +572,7 @@ def _event_base(ctx: Ctx, item: Item, n: int, at: datetime, who: int | None) -> 
 
 def state_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
     """``closed``/``reopened`` per status change (empty if never closed)."""
-    out = []
+    out: list[dict[str, Any]] = []
     hist = item.status_history
     for i in range(1, len(hist)):
         was_done, is_done = hist[i - 1].status == DONE, hist[i].status == DONE
@@ -608,7 +608,7 @@ def iteration_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
 
 def weight_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
     """Every estimate as GitLab records it (set at creation included; ``None`` = cleared)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for n, ch in enumerate(item.points_history):
         if n == 0 and ch.points is None:
             continue

@@ -287,7 +287,7 @@ def _user_date(d: date) -> str:
 
 
 def _split_list(values: Iterable[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for value in values:
         out.extend(v.strip() for v in value.split(",") if v.strip())
     return out
@@ -1225,11 +1225,11 @@ class _Render:
             values = [v for v in (self._tracking(i)[pos] for i in family) if v is not None]
             return sum(values) if values else None
         if name in ("progress", "aggregateprogress"):
-            family = [item]
+            members = [item]
             if name == "aggregateprogress":
-                family += self.idx.children.get(item.id, [])
-            done = sum(self._tracking(i)[2] or 0 for i in family)
-            left = sum(self._tracking(i)[1] or 0 for i in family)
+                members += self.idx.children.get(item.id, [])
+            done = sum(self._tracking(i)[2] or 0 for i in members)
+            left = sum(self._tracking(i)[1] or 0 for i in members)
             out_p: dict[str, Any] = {"progress": done, "total": done + left}
             if done + left:
                 out_p["percent"] = done * 100 // (done + left)

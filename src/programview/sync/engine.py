@@ -529,6 +529,12 @@ class _StreamLocks:
             self._engine.dispose()
 
 
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def _close_quietly(conn: Connection, sql: str | None = None, params: Any = None) -> None:
     """Run ``sql`` (an unlock) and close ``conn``, whatever state the session is in."""
     try:
@@ -672,11 +678,11 @@ class _Run:
         )
         if not self.locks.enabled:
             with db.transaction(self.engine) as conn:
-                self.run_id = int(conn.execute(insert).inserted_primary_key[0])
+                self.run_id = _inserted_id(conn.execute(insert))
             return
         conn = self.locks.connect()
         try:
-            self.run_id = int(conn.execute(insert).inserted_primary_key[0])
+            self.run_id = _inserted_id(conn.execute(insert))
             conn.execute(
                 sa.text("SELECT pg_advisory_lock(:k)"), {"k": runs.run_lock_key(self.run_id)}
             )

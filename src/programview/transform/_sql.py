@@ -140,7 +140,7 @@ def fetch(
     sql: str,
     params: Mapping[str, Any] | None = None,
     columns: Mapping[str, sa.types.TypeEngine[Any]] | None = None,
-) -> Sequence[Row[Any]]:
+) -> Sequence[Row[*tuple[Any, ...]]]:
     return conn.execute(stmt(sql, params, columns)).all()
 
 

@@ -24,6 +24,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -149,7 +150,7 @@ LEFT JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.
 LEFT JOIN projects p ON p.key = sp.project_key
 WHERE wi.id IN :ids
 """
-    types = {
+    types: dict[str, sa.types.TypeEngine[Any]] = {
         "due_date": sa.Date(),
         "last_change": sa.DateTime(),
         "sprint_end": sa.DateTime(),
@@ -492,9 +493,9 @@ def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int], list[LinkCheck
     drafts.extend(cycles)
     by_members = {d.cycle_ids: d for d in cycles}
     for check in checks:
-        a, b = check.blocked, check.blocking
-        same = a.id in knot_of and knot_of.get(b.id) == knot_of[a.id]
-        cycle = by_members.get(tuple(sorted(knots[knot_of[a.id]]))) if same else None
+        blocked, blocking = check.blocked, check.blocking
+        same = blocked.id in knot_of and knot_of.get(blocking.id) == knot_of[blocked.id]
+        cycle = by_members.get(tuple(sorted(knots[knot_of[blocked.id]]))) if same else None
         if "dependency_cycle" in cfg.disabled_rules:
             verdict = RuleCheck("dependency_cycle", None, "switched off in [alerts] disabled_rules")
         elif cycle is not None:
@@ -503,7 +504,7 @@ def evaluate(ctx: Ctx) -> tuple[list[AlertDraft], dict[str, int], list[LinkCheck
             verdict = RuleCheck(
                 "dependency_cycle",
                 None,
-                f"no chain of open blocking links leads from {a.key} back to {b.key}",
+                f"no chain of open blocking links leads from {blocked.key} back to {blocking.key}",
             )
         check.verdicts.append(verdict)
     return drafts, dict(open_blockers), checks

@@ -117,9 +117,7 @@ def _overall(components: Mapping[str, Component], cfg: HealthConfig) -> Health:
     present = [c for c in components.values() if c.score is not None and c.weight > 0]
     total = sum(c.weight for c in present)
     score = (
-        round(sum(c.weight * c.score for c in present) / total, 2)  # type: ignore[operator]
-        if total > 0
-        else None
+        round(sum(c.weight * (c.score or 0.0) for c in present) / total, 2) if total > 0 else None
     )
     return Health(score=score, status=_status(score, cfg), components=dict(components))
 

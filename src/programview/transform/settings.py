@@ -201,7 +201,7 @@ class AlertsConfig(_Strict):
     slip_severity: SlipSeverity = Field(default_factory=SlipSeverity)
     #: Fixed severities of the other rules (``blocked_item_due_soon`` here is its "else").
     severity: dict[str, Severity] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: {  # type: ignore[arg-type]  # literals are Severity values
             "blocker_unscheduled": "high",
             "blocker_stalled": "medium",
             "blocked_item_due_soon": "medium",

@@ -228,12 +228,15 @@ def column_names(table_name: str) -> frozenset[str]:
 
 def _insert(dialect: str, tbl: sa.Table) -> Any:
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases are tested
-        raise WarehouseError(f"unsupported warehouse dialect {dialect!r}")
-    return insert(tbl)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(tbl)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(tbl)
+    # pragma: no cover - only the two supported databases are tested
+    raise WarehouseError(f"unsupported warehouse dialect {dialect!r}")
 
 
 def upsert(conn: Connection, table_name: str, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -360,7 +363,7 @@ class _CopyPlan:
 def _copy_plan(dialect: sa.Dialect, table_name: str, cols: tuple[str, ...]) -> _CopyPlan:
     tbl = table(table_name)
     defaults = {
-        c.name: c.default.arg  # type: ignore[union-attr]  # _can_copy: scalar or absent
+        c.name: c.default.arg  # type: ignore[attr-defined]  # _can_copy: scalar or absent
         for c in tbl.columns
         if c.name not in cols and c.default is not None
     }

@@ -65,7 +65,7 @@ def dead_runs(
     (no table is read), so this works with the read-only role of ``db grant-readonly``."""
     if engine.dialect.name == "postgresql":
         if ids is None:
-            ids = [r.id for r in _running(engine, None)]
+            ids = [run_id for run_id, _ in _running(engine, None)]
         return _unlocked(engine, sorted(set(ids)))
     host, me = socket.gethostname(), os.getpid()
     dead = []
@@ -81,7 +81,7 @@ def dead_runs(
     return dead
 
 
-def _running(engine: Engine, ids: Iterable[int] | None) -> list[sa.Row[tuple[int, str | None]]]:
+def _running(engine: Engine, ids: Iterable[int] | None) -> list[tuple[int, str | None]]:
     runs = db.table("sync_runs")
     query = sa.select(runs.c.id, runs.c.message).where(
         runs.c.status == "running", runs.c.finished_at.is_(None)
@@ -89,7 +89,7 @@ def _running(engine: Engine, ids: Iterable[int] | None) -> list[sa.Row[tuple[int
     if ids is not None:
         query = query.where(runs.c.id.in_(list(ids)))
     with engine.connect() as conn:
-        return list(conn.execute(query).all())
+        return [(int(r.id), r.message) for r in conn.execute(query).all()]
 
 
 def _unlocked(engine: Engine, ids: list[int]) -> list[int]:
