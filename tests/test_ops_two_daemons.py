@@ -106,14 +106,15 @@ def test_two_daemons_sync_each_stream_once_per_tick_and_take_over_a_killed_one(
                 return bool(
                     conn.execute(
                         sa.text(
-                            "SELECT COUNT(*) FROM sync_runs WHERE status = 'running' "
-                            "AND message LIKE :m"
+                            "SELECT COUNT(*) FROM sync_run_streams s JOIN sync_runs r "
+                            "ON r.id = s.run_id WHERE r.status = 'running' "
+                            "AND s.status = 'running' AND r.message LIKE :m"
                         ),
                         {"m": a_pid + "%"},
                     ).scalar()
                 )
 
-        until(a_running, "daemon A in the middle of a run")
+        until(a_running, "daemon A in the middle of a stream")
         a.proc.kill()
         a.proc.wait()
         killed_tick = tick_of(datetime.now(UTC).replace(tzinfo=None))
@@ -128,7 +129,6 @@ def test_two_daemons_sync_each_stream_once_per_tick_and_take_over_a_killed_one(
         streams = conn.execute(sa.text("SELECT * FROM sync_run_streams")).all()
     engine.dispose()
     b_runs = set(b.runs())
-
     synced: dict[int, Counter[tuple[str, str, str]]] = {}
     for row in streams:
         if row.status in ("ok", "partial"):
@@ -151,11 +151,18 @@ def test_two_daemons_sync_each_stream_once_per_tick_and_take_over_a_killed_one(
     after = [t for t in synced if t > killed_tick]
     assert after, synced
     for tick in after:
-        assert len(synced[tick]) == STREAMS, (tick, synced[tick])
+        detail = [
+            (r.run_id, r.scope, r.stream, r.status, r.error)
+            for r in streams
+            if tick_of(runs[r.run_id].started_at) == tick
+        ]
+        assert len(synced[tick]) == STREAMS, (tick, killed_tick, detail)
     later = [r for r in runs.values() if tick_of(r.started_at) > killed_tick]
     assert later and all(r.id in b_runs for r in later)
-    # and the killed run was closed as abandoned by B's next run
-    assert [r.status for r in runs.values() if r.status not in ("ok", "partial")] == ["abandoned"]
+    # and the killed run (it held a stream) was closed as abandoned by B's next run
+    [killed] = [r for r in runs.values() if r.status not in ("ok", "partial")]
+    assert killed.status == "abandoned" and killed.id not in b_runs
+    assert any(r.run_id == killed.id and r.status == "abandoned" for r in streams)
 
     # the totals are one daemon's: same rows as a single sync into a fresh warehouse
     single = tmp_path / "single.db"

@@ -101,6 +101,7 @@ def run_cycle(
         # Several daemons on one schedule: a stream another one already synced in this
         # tick is not synced again (see ``engine.run_sync``'s ``fresh_since``).
         extra["fresh_since"] = tick_start(pv_clock.utc_now(), tick)
+        extra["fresh_until"] = extra["fresh_since"] + timedelta(seconds=tick)
     try:
         # A silent Progress (counting for /metrics): this function logs the run's line.
         progress = server.metrics.progress() if server is not None else Progress()

@@ -582,10 +582,12 @@ class _Run:
         transports: dict[str, httpx.AsyncBaseTransport],
         stop: threading.Event | None = None,
         fresh_since: datetime | None = None,
+        fresh_until: datetime | None = None,
         scope: str | None = None,
     ) -> None:
         self.engine = engine
         self.fresh_since = fresh_since
+        self.fresh_until = fresh_until
         self.only_scope = scope
         self.config = config
         self.source_name = source
@@ -1125,18 +1127,25 @@ class _Run:
             )
 
     def _synced_since(self, key: tuple[str, str, str]) -> int | None:
-        """The other run that synced this stream successfully since ``fresh_since`` (several
-        daemons on one schedule: the stream's lock is ours now, so that run is done)."""
-        t = db.table("sync_run_streams")
+        """Another run of this tick (started in ``fresh_since`` .. ``fresh_until``) that
+        synced this stream successfully. Several daemons on one schedule: the stream's lock
+        is ours now, so that run is done with it. The run's start decides the tick, not the
+        stream's: a run that overran into the next tick does not count for that one."""
+        t, r = db.table("sync_run_streams"), db.table("sync_runs")
+        in_tick = r.c.started_at >= self.fresh_since
+        if self.fresh_until is not None:
+            in_tick = sa.and_(in_tick, r.c.started_at < self.fresh_until)
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(sa.func.max(t.c.run_id)).where(
+                sa.select(sa.func.max(t.c.run_id))
+                .join(r, r.c.id == t.c.run_id)
+                .where(
                     t.c.source_name == key[0],
                     t.c.scope == key[1],
                     t.c.stream == key[2],
                     t.c.run_id != self.run_id,
                     t.c.status.in_(("ok", "partial")),
-                    t.c.started_at >= self.fresh_since,
+                    in_tick,
                 )
             ).scalar()
 
@@ -1316,12 +1325,14 @@ async def run_sync(
     stop: threading.Event | None = None,
     fresh_since: datetime | None = None,
     scope: str | None = None,
+    fresh_until: datetime | None = None,
 ) -> RunResult:
     """Sync every configured source (or ``source``) into the warehouse; see module docstring.
 
     ``scope`` (with ``source``) syncs only that configured scope: one task of an external
-    orchestrator. ``fresh_since`` (naive UTC) skips a stream another run synced successfully
-    since then: several daemons on one schedule sync each stream once per tick.
+    orchestrator. ``fresh_since`` .. ``fresh_until`` (naive UTC, the schedule tick) skips a
+    stream another run of that tick synced successfully: several daemons on one schedule
+    sync each stream once per tick.
 
     ``stop`` (set from a signal handler or another thread) ends the run within moments: the
     page being written commits whole, downloads and waits in flight are dropped, and the
@@ -1359,6 +1370,7 @@ async def run_sync(
             stop,
             fresh_since,
             scope,
+            fresh_until,
         )
     except sa.exc.SQLAlchemyError as exc:
         raise WarehouseError(
@@ -1381,6 +1393,7 @@ async def _run_sync(
     stop: threading.Event | None,
     fresh_since: datetime | None,
     scope: str | None,
+    fresh_until: datetime | None = None,
 ) -> RunResult:
     await asyncio.to_thread(db.ensure_current, engine)
     await asyncio.to_thread(mirror_config, engine, config)
@@ -1395,6 +1408,7 @@ async def _run_sync(
         transports=transports or {},
         stop=stop,
         fresh_since=fresh_since,
+        fresh_until=fresh_until,
         scope=scope,
     )
     await asyncio.to_thread(run.start)
@@ -1430,6 +1444,7 @@ def sync(
     stop: threading.Event | None = None,
     fresh_since: datetime | None = None,
     scope: str | None = None,
+    fresh_until: datetime | None = None,
 ) -> RunResult:
     """Blocking wrapper around :func:`run_sync` (CLI, daemon jobs, tests)."""
     return asyncio.run(
@@ -1444,6 +1459,7 @@ def sync(
             stop=stop,
             fresh_since=fresh_since,
             scope=scope,
+            fresh_until=fresh_until,
         )
     )
 
