@@ -109,3 +109,14 @@ def test_a_warning_repeated_in_a_run_is_said_once_per_run() -> None:
         "something else",
         "several story-points fields found: a, b",
     ]
+
+
+def test_json_lines_mask_secrets_too() -> None:
+    out = io.StringIO()
+    setup_logging("INFO", secrets=['tok"en-5f3a9b\\x', "db-pw-7c1e9a"], stream=out, fmt="json")
+    logging.getLogger("programview.test").error(
+        'failed with tok"en-5f3a9b\\x and db-pw-7c1e9a', extra={"run": 3, "error": "db-pw-7c1e9a"}
+    )
+    line = json.loads(out.getvalue())
+    assert line["message"] == "failed with *** and ***" and line["error"] == "***"
+    assert line["run"] == 3 and line["level"] == "ERROR"
