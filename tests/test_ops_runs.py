@@ -270,3 +270,18 @@ def test_connections_terminated_mid_sync_give_one_line_each_and_a_clean_rerun(
     rerun = cli(config, "sync")
     assert rerun.returncode == 0, rerun.stderr
     assert_complete(pg_url, slow)
+
+
+def test_sigterm_stops_daemon_once_mid_sync(
+    tmp_path: Path, slow: Simulator, sqlite_url: str
+) -> None:
+    db.upgrade(sqlite_url)
+    config = write_config(tmp_path, slow, sqlite_url)
+    proc = start(config, "daemon", "--once")
+    wait_for(sqlite_url, "SELECT COUNT(*) FROM raw_payloads WHERE stream = 'issues'", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "SIGTERM received: stopping after the page being written" in err
+    assert " INFO programview.daemon: run 1 stopped in " in err
+    assert scalar(sqlite_url, "SELECT status FROM sync_runs") == "stopped"

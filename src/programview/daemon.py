@@ -17,7 +17,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -58,8 +59,9 @@ class CycleResult:
 
     @property
     def exit_code(self) -> int:
-        """The same codes as ``programview sync``: 0 ok, 3 partial, 1 failed."""
-        return {"ok": 0, "partial": 3}.get(self.status, 1)
+        """The same codes as ``programview sync``: 0 ok (or stopped on request), 3 partial,
+        1 failed."""
+        return {"ok": 0, "partial": 3, "stopped": 0}.get(self.status, 1)
 
 
 def _engine_sync(config: Config, **kwargs: Any) -> Any:
@@ -247,11 +249,34 @@ def run_daemon(
     stop_event = threading.Event()
     try:
         if once:
-            return run_cycle(config, sync_fn=sync_fn, server=server).exit_code
+            with _stop_on_signals(stop_event):
+                return run_cycle(config, sync_fn=sync_fn, server=server, stop=stop_event).exit_code
         return _run_scheduled(config, sync_fn, every, stop_event, server)
     finally:
         if server is not None:
             server.stop()
+
+
+@contextmanager
+def _stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
+    """``--once`` (cron, Kubernetes Jobs): the first SIGTERM or Ctrl-C stops the sync after
+    the page being written, as in the scheduled daemon; a second one kills."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: stopping after the page being written", signal.Signals(signum).name)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop_event.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_server(config: Config, address: str) -> OpsServer:
