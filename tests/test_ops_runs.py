@@ -285,3 +285,36 @@ def test_sigterm_stops_daemon_once_mid_sync(
     assert "SIGTERM received: stopping after the page being written" in err
     assert " INFO programview.daemon: run 1 stopped in " in err
     assert scalar(sqlite_url, "SELECT status FROM sync_runs") == "stopped"
+
+
+@pytest.mark.postgres
+def test_status_works_with_the_read_only_role(tmp_path: Path, sim: Simulator, pg_url: str) -> None:
+    import uuid
+
+    from sqlalchemy.engine.url import make_url
+
+    from programview.warehouse.readonly import grant_readonly
+
+    db.upgrade(pg_url)
+    config = write_config(tmp_path, sim, pg_url)
+    assert sync(parse_config(config.read_text(), environ=Credentials().env())).status == "ok"
+    role = f"pv_ro_{uuid.uuid4().hex[:8]}"
+    owner = db.create_engine(pg_url)
+    try:
+        grant_readonly(owner, role)
+        reader = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "programview", "--warehouse", reader, "status"],
+            env=env(),
+            cwd=(tmp_path / "bi").mkdir() or tmp_path / "bi",  # a BI host: no config file
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "healthy: 9 stream(s)"
+    finally:
+        with owner.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        owner.dispose()
