@@ -940,6 +940,8 @@ class _Run:
         stats = self.streams[key]
         stats.started_at = _now()
         handle = self.locks.claim(src, scope, stream.name)
+        if handle is None and self.fresh_since is not None:
+            handle = await self._claim_after_an_overrun(key)
         if handle is None:
             stats.status, stats.finished_at = "skipped", _now()
             stats.error = "another programview process is syncing this stream"
@@ -1125,6 +1127,38 @@ class _Run:
                     t.c.source_name == key[0], t.c.scope == key[1], t.c.stream == key[2]
                 )
             )
+
+    async def _claim_after_an_overrun(self, key: tuple[str, str, str]) -> Connection | None | bool:
+        """The stream is claimed. By a run of this tick: it syncs the stream for this tick,
+        skip it. By a run of an earlier tick that overran into this one: wait for it (until
+        the tick ends), so the stream is still synced once in this tick."""
+        started = await self.db(self._holder_started, key)
+        if started is None or self.fresh_since is None or started >= self.fresh_since:
+            return None
+        while not self.stopped and (self.fresh_until is None or _now() < self.fresh_until):
+            await asyncio.sleep(0.2)
+            handle = self.locks.claim(*key)
+            if handle is not None:
+                return handle
+        return None
+
+    def _holder_started(self, key: tuple[str, str, str]) -> datetime | None:
+        """When the other run now syncing this stream started (None: none recorded yet)."""
+        t, r = db.table("sync_run_streams"), db.table("sync_runs")
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(r.c.started_at))
+                .select_from(t)
+                .join(r, r.c.id == t.c.run_id)
+                .where(
+                    t.c.source_name == key[0],
+                    t.c.scope == key[1],
+                    t.c.stream == key[2],
+                    t.c.run_id != self.run_id,
+                    t.c.status == "running",
+                    r.c.status == "running",
+                )
+            ).scalar()
 
     def _synced_since(self, key: tuple[str, str, str]) -> int | None:
         """Another run of this tick (started in ``fresh_since`` .. ``fresh_until``) that
