@@ -312,5 +312,5 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path, sqlite_url: str) -> No
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, rest
-    assert "SIGTERM received: stopping after the current run" in rest
+    assert "SIGTERM received: stopping (a running sync stops after the page" in rest
     assert "daemon stopped" in rest

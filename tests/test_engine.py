@@ -568,7 +568,8 @@ def test_terminal_progress_reports_pages_streams_and_waits(
     out = io.StringIO()
     result = run(make_config(warehouse_url, ("ALPHA",)), api, progress=TerminalProgress(out))
     text = out.getvalue()
-    assert "fake ALPHA items: 10 records" in text and "fake ALPHA items: 15 records" in text
+    assert "fake ALPHA items: 1 pages, 10 records" in text
+    assert "fake ALPHA items: 2 pages, 15 records" in text
     assert "fake ALPHA items: ok, 15 written, 0 unchanged, 2 pages" in text
     assert "fake: waiting" in text and "HTTP 500" in text
     assert text.splitlines()[-1].startswith(f"run {result.run_id} ok in ")

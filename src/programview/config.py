@@ -19,7 +19,7 @@ import re
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -78,12 +78,26 @@ class SyncConfig(_Strict):
     concurrency: int = Field(4, ge=1, le=64)
     #: Deletion reconcile (cheap key listing) at most this often per scope.
     reconcile_hours: float = Field(24.0, ge=0)
+    #: Data older than this is stale for ``programview status`` and ``/healthz``
+    #: (``"2h"``, ``"90m"``, ``"1d12h"``); unset: only failed runs are unhealthy.
+    max_age: str | None = None
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         cron_trigger(value)  # raises ValueError with the reason
         return value
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def max_age_delta(self) -> timedelta | None:
+        return parse_duration(self.max_age) if self.max_age else None
 
     def trigger(self) -> CronTrigger:
         """The schedule as an APScheduler trigger (UTC)."""
@@ -247,6 +261,26 @@ def write_example_config(path: str | os.PathLike[str], *, force: bool = False) -
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(example_config(), encoding="utf-8")
     return target
+
+
+# --- durations -----------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"2h"``, ``"90m"``, ``"1d12h"``, ``"45s"`` as a timedelta; raises ``ValueError``."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(
+            f"must be a duration such as '2h', '90m', '1d12h' (units s, m, h, d, w), got {text!r}"
+        )
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"must be longer than zero, got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 # --- the schedule --------------------------------------------------------------------------

@@ -404,6 +404,7 @@ class HttpClient:
             raise self._transient(budget, f"connection failed ({detail})") from None
 
         status = response.status_code
+        self.progress.response(self.source, status)
         if self.pace:
             self._pace(response, resource)
         limited = self._rate_limit(response, budget)

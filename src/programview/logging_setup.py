@@ -8,6 +8,7 @@ line, traceback included, as a last line of defence.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -43,6 +44,69 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self.secrets)
 
 
+#: ``extra`` fields a JSON line carries when the record has them (run and stream lines)
+JSON_FIELDS = (
+    "run",
+    "source",
+    "scope",
+    "stream",
+    "status",
+    "records",
+    "skipped",
+    "requests",
+    "quarantined",
+    "duration",
+    "error",
+)
+
+
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line for log shippers: time, level, logger, message, and the
+    run/stream figures of run and stream lines. Secrets are masked as in text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, object] = {
+            "time": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in JSON_FIELDS:
+            if name in record.__dict__:
+                obj[name] = record.__dict__[name]
+        if record.exc_info:
+            obj["traceback"] = self.formatException(record.exc_info)
+        text = json.dumps(obj, default=str, ensure_ascii=False)
+        # a secret may appear JSON-escaped (quotes, backslashes) as well as verbatim
+        escaped = [json.dumps(s, ensure_ascii=False)[1:-1] for s in self.secrets]
+        return redact(text, sorted({*self.secrets, *escaped}, key=len, reverse=True))
+
+
+class OncePerRun(logging.Filter):
+    """A warning said again with the same text in the same run is dropped: the daemon calls
+    :meth:`reset` when a run starts, so each run still says it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+
+    def reset(self) -> None:
+        self._seen.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+#: the filter of the handler ``setup_logging`` installed (the daemon resets it per run)
+once_per_run = OncePerRun()
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each of ``secrets`` (longest first) replaced by ``***``."""
     for secret in secrets:
@@ -67,9 +131,15 @@ def config_secrets(config: Config) -> list[str]:
 
 
 def setup_logging(
-    level: str | int = "INFO", *, secrets: Iterable[str] = (), stream: TextIO | None = None
+    level: str | int = "INFO",
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    fmt: str = "text",
 ) -> logging.Handler:
     """Send ``programview`` logs (and warnings of other libraries) to ``stream`` (stderr).
+
+    ``fmt`` ``json`` writes one JSON object per line, with a line per synced stream too.
 
     Replaces a handler installed by an earlier call, so calling it twice never doubles lines.
     Returns the handler (tests read what it wrote).
@@ -78,11 +148,18 @@ def setup_logging(
     for old in [h for h in root.handlers if getattr(h, "_programview", False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(RedactingFormatter(secrets))
+    handler.setFormatter(JsonFormatter(secrets) if fmt == "json" else RedactingFormatter(secrets))
+    handler.addFilter(once_per_run)
     handler._programview = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    logging.getLogger("programview").setLevel(level.upper() if isinstance(level, str) else level)
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    logging.getLogger("programview").setLevel(numeric)
+    streams = logging.getLogger("programview.sync.streams")
+    if fmt == "json" or numeric <= logging.DEBUG:
+        streams.setLevel(logging.NOTSET)
+    else:
+        streams.setLevel(logging.WARNING)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler

@@ -28,6 +28,12 @@ class Progress:
     def wait(self, source: str, seconds: float, reason: str) -> None:
         """The HTTP layer is about to sleep ``seconds`` (rate limit or retry backoff)."""
 
+    def position(self, source: str, scope: str, stream: str, done: float) -> None:
+        """A backfill stream has covered ``done`` (0..1) of its time window."""
+
+    def response(self, source: str, status: int) -> None:
+        """An HTTP answer with ``status`` arrived (retries included): for request metrics."""
+
     def stream_done(
         self,
         source: str,
@@ -39,6 +45,8 @@ class Progress:
         skipped: int,
         pages: int,
         error: str | None = None,
+        requests: int = 0,
+        seconds: float = 0.0,
     ) -> None:
         """A stream of one scope finished (``status``: ok, partial, failed or skipped)."""
 
@@ -57,6 +65,9 @@ class TerminalProgress(Progress):
         self.out = stream if stream is not None else sys.stderr
         self.live = bool(getattr(self.out, "isatty", lambda: False)())
         self._totals: dict[tuple[str, str, str], int] = {}
+        self._pages: dict[tuple[str, str, str], int] = {}
+        self._begun: dict[tuple[str, str, str], float] = {}
+        self._waited: dict[str, float] = {}
         self._started = time.monotonic()
         self._dirty = False
 
@@ -70,10 +81,30 @@ class TerminalProgress(Progress):
 
     def page(self, source: str, scope: str, stream: str, records: int) -> None:
         key = (source, scope, stream)
+        self._begun.setdefault(key, time.monotonic())
         self._totals[key] = self._totals.get(key, 0) + records
-        self._line(f"{source} {scope} {stream}: {self._totals[key]} records", transient=True)
+        self._pages[key] = self._pages.get(key, 0) + 1
+        self._line(self._status(key), transient=True)
+
+    def position(self, source: str, scope: str, stream: str, done: float) -> None:
+        """Backfills: how much of the window is read, and when the stream should be done
+        (its pages so far took that long for that share of the window)."""
+        key = (source, scope, stream)
+        elapsed = time.monotonic() - self._begun.get(key, self._started)
+        text = f"{self._status(key)}, {done:.0%} of the window"
+        if 0 < done < 1:
+            text += f", ETA {_duration(elapsed * (1 - done) / done)}"
+        self._line(text, transient=True)
+
+    def _status(self, key: tuple[str, str, str]) -> str:
+        waited = self._waited.get(key[0], 0.0)
+        return (
+            f"{' '.join(key)}: {self._pages.get(key, 0)} pages, {self._totals.get(key, 0)} "
+            "records" + (f", {_duration(waited)} waited for rate limits" if waited >= 1 else "")
+        )
 
     def wait(self, source: str, seconds: float, reason: str) -> None:
+        self._waited[source] = self._waited.get(source, 0.0) + max(seconds, 0.0)
         self._line(f"{source}: waiting {seconds:.0f}s ({reason})")
 
     def stream_done(
@@ -87,6 +118,8 @@ class TerminalProgress(Progress):
         skipped: int,
         pages: int,
         error: str | None = None,
+        requests: int = 0,
+        seconds: float = 0.0,
     ) -> None:
         text = (
             f"{source} {scope} {stream}: {status}, {records} written, {skipped} unchanged, "
@@ -99,6 +132,15 @@ class TerminalProgress(Progress):
         if self._dirty:
             self._line("")
         self._line(f"run {summary.run_id} {summary.status} in {elapsed:.1f}s")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
 
 
 class QuietProgress(Progress):

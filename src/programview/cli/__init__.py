@@ -4,7 +4,7 @@ Each command group lives in its own module here and only parses arguments, calls
 library and turns exceptions into messages and exit codes:
 
 * 0 ok, 1 failed, 2 bad usage or configuration, 3 partial (some records quarantined; for
-  ``verify``: a difference no documented rule explains).
+  ``verify``: a difference no documented rule explains), 4 unhealthy (``status``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     export,
     report,
     simulate,
+    status,
     sync,
     transform,
     verify,

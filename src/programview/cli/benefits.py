@@ -11,8 +11,7 @@ import sys
 
 import click
 
-from programview.cli._common import EXIT_USAGE, handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import EXIT_USAGE, handle_errors, load, main_group
 
 
 @main_group.group("benefits")
@@ -34,7 +33,7 @@ def benefits_import_command(ctx: click.Context, file: str) -> None:
     from programview.transform.benefits import BenefitsImportError, import_measurements
     from programview.warehouse import db
 
-    config = load_config(ctx.obj["config_path"], source_secrets=False)
+    config = load(ctx, sources=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.ensure_current(engine)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from programview.cli._common import handle_errors, main_group
-from programview.config import Config, load_config, resolve_path, write_example_config
+from programview.cli._common import handle_errors, load, main_group
+from programview.config import Config, resolve_path, write_example_config
 
 
 @main_group.group("config")
@@ -41,7 +41,7 @@ def init(ctx: click.Context, force: bool) -> None:
 @handle_errors
 def check(ctx: click.Context) -> None:
     """Validate the config file: exit 0 with a summary, or 2 listing every problem."""
-    config = load_config(ctx.obj.get("config_path"))
+    config = load(ctx)
     for line in summary(config):
         click.echo(line)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from programview.cli._common import handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import handle_errors, load, main_group
+from programview.errors import WarehouseError
 from programview.warehouse import db
 
 
@@ -32,10 +32,9 @@ def db_group() -> None:
 @handle_errors
 def upgrade_command(ctx: click.Context) -> None:
     """Apply every pending migration to the configured warehouse."""
-    config = load_config(ctx.obj["config_path"], source_secrets=False)
+    config = load(ctx, sources=False)
     url = config.warehouse.url
-    before = _current(url)
-    db.upgrade(url)
+    before = db.upgrade(url)  # read under the migration lock: replicas may race us
     after = _current(url)
     where = config.warehouse.safe_url
     if before == after:
@@ -49,10 +48,15 @@ def upgrade_command(ctx: click.Context) -> None:
 @handle_errors
 def current_command(ctx: click.Context) -> None:
     """Show the warehouse's schema revision and whether it is up to date."""
-    config = load_config(ctx.obj["config_path"], source_secrets=False)
+    config = load(ctx, sources=False)
+    where = config.warehouse.safe_url
+    try:
+        db.require_existing(config.warehouse.url)
+    except WarehouseError:  # say so without creating the file by opening it
+        click.echo(f"{where}: empty (the file does not exist yet); run `programview db upgrade`")
+        return
     current = _current(config.warehouse.url)
     head = db.head_revision()
-    where = config.warehouse.safe_url
     if current == head:
         click.echo(f"{where}: revision {current} (head)")
     elif current is None:

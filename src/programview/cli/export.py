@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from programview.cli._common import EXIT_USAGE, handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import EXIT_USAGE, handle_errors, load, main_group
 from programview.export import FORMATS, UnknownProgramError, UnknownViewError, export_views
 from programview.warehouse import db
 
@@ -48,7 +47,8 @@ def export(
     role of `db grant-readonly`. Exit codes: 0 ok, 1 the warehouse cannot be read, 2 unknown
     view or program.
     """
-    config = load_config(ctx.obj.get("config_path"), source_secrets=False)
+    config = load(ctx, sources=False)
+    db.require_existing(config.warehouse.url)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.check_connection(engine)

@@ -8,9 +8,8 @@ import sys
 
 import click
 
-from programview.cli._common import EXIT_FAILED, EXIT_USAGE, handle_errors, main_group
+from programview.cli._common import EXIT_FAILED, EXIT_USAGE, handle_errors, load, main_group
 from programview.cli.db import db_group
-from programview.config import load_config
 from programview.report import FORMATS, NoMetricsError, UnknownProgramError, write_report
 from programview.warehouse import db
 from programview.warehouse.readonly import ReadonlyUnsupported, grant_readonly
@@ -41,7 +40,8 @@ def report(ctx: click.Context, program: str | None, fmt: str, output: str | None
     Reads only the v_* views, so it works with the read-only role of `db grant-readonly`.
     Exit codes: 0 ok, 1 no metrics yet or the warehouse cannot be read, 2 unknown program.
     """
-    config = load_config(ctx.obj.get("config_path"), source_secrets=False)
+    config = load(ctx, sources=False)
+    db.require_existing(config.warehouse.url)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.check_connection(engine)
@@ -83,7 +83,7 @@ def grant_readonly_cmd(ctx: click.Context, role: str, password_env: str | None) 
         if not password:
             click.echo(f"error: environment variable {password_env} is not set or empty", err=True)
             sys.exit(EXIT_USAGE)
-    config = load_config(ctx.obj.get("config_path"), source_secrets=False)
+    config = load(ctx, sources=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         result = grant_readonly(engine, role, password=password)

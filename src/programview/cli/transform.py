@@ -13,8 +13,7 @@ from typing import Any
 
 import click
 
-from programview.cli._common import EXIT_USAGE, handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import EXIT_USAGE, handle_errors, load, main_group
 
 
 class AsOf(click.ParamType):
@@ -59,7 +58,8 @@ def transform_command(ctx: click.Context, as_of: date | datetime | None, full: b
     from programview.transform import run_transform
     from programview.warehouse import db
 
-    config = load_config(ctx.obj["config_path"], source_secrets=False)
+    config = load(ctx, sources=False)
+    db.require_existing(config.warehouse.url)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.ensure_current(engine)
@@ -94,7 +94,7 @@ def costs_import_command(ctx: click.Context, file: str) -> None:
     from programview.transform.costs import CostsImportError, import_costs
     from programview.warehouse import db
 
-    config = load_config(ctx.obj["config_path"], source_secrets=False)
+    config = load(ctx, sources=False)
     engine = db.create_engine(config.warehouse.url)
     try:
         db.ensure_current(engine)

@@ -14,8 +14,7 @@ import sys
 
 import click
 
-from programview.cli._common import EXIT_USAGE, handle_errors, main_group
-from programview.config import load_config
+from programview.cli._common import EXIT_USAGE, handle_errors, load, main_group
 
 
 @main_group.group("verify")
@@ -36,7 +35,7 @@ def verify_sprints_command(ctx: click.Context, source: str | None, project: str 
     item. Exit 0 when every difference is explained, 3 otherwise."""
     from programview.verify import VerifyError, render_verify, verify_sprints
 
-    config = load_config(ctx.obj["config_path"])
+    config = load(ctx)
     try:
         result = verify_sprints(config, source=source, project=project)
     except VerifyError as exc:

@@ -29,8 +29,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -41,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from programview import clock
 from programview.config import Config, SourceConfig
-from programview.errors import ConfigError, MappingError, ProgramviewError
+from programview.errors import ConfigError, MappingError, ProgramviewError, WarehouseError
 from programview.http import HttpClient, tally_requests
 from programview.progress import Progress
 from programview.sync.connector import (
@@ -52,11 +53,14 @@ from programview.sync.connector import (
     Replace,
     Stream,
     SyncOptions,
+    Window,
 )
 from programview.sync.registry import load_connector
-from programview.warehouse import db
+from programview.warehouse import db, runs
 
 log = logging.getLogger("programview.sync")
+#: one line per finished stream (see ``_Run._report``)
+stream_log = logging.getLogger("programview.sync.streams")
 
 T = TypeVar("T")
 
@@ -79,12 +83,16 @@ CONNECTOR_SCOPE = "*"
 CONNECTOR_STATE = "__connector__"
 
 
+class Stopped(ProgramviewError):
+    """A stop was requested (SIGTERM, Ctrl-C): work in flight between pages is dropped."""
+
+
 @dataclass
 class RunResult:
     """What one sync run did (also stored in ``sync_runs``)."""
 
     run_id: int
-    status: str  # ok | partial | failed
+    status: str  # ok | partial | failed | stopped
     records: int = 0  # raw records written (new or changed)
     skipped: int = 0  # raw records unchanged since the last run (same hash)
     requests: int = 0  # HTTP requests sent, retries included
@@ -175,6 +183,7 @@ class PageWriter:
         run_id: int | None = None,
         store_cursor: bool = True,
         cursor_text: str | None = None,
+        state_stream: str | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -184,6 +193,8 @@ class PageWriter:
         self.store_cursor = store_cursor
         #: The cursor as last committed (JSON text), so an unchanged cursor is not rewritten.
         self.cursor_text = cursor_text
+        #: the ``sync_state.stream`` the cursor goes to: a backfill keeps its own
+        self.state_stream = state_stream or stream.name
 
     def write(self, page: Page) -> PageResult:
         result = PageResult()
@@ -297,7 +308,7 @@ class PageWriter:
                         {
                             "source_name": self.source,
                             "scope": self.scope,
-                            "stream": self.stream.name,
+                            "stream": self.state_stream,
                             "cursor": cursor_text,
                             "updated_at": now,
                         }
@@ -499,19 +510,44 @@ class _StreamLocks:
 
     @staticmethod
     def release(handle: Connection | None | bool, source: str, scope: str, stream: str) -> None:
+        """Never raises: a lock connection the server terminated (a restart,
+        ``pg_terminate_backend``) already released its lock with its session, and the
+        stream's outcome is recorded elsewhere; a traceback here only hid the real error."""
         if isinstance(handle, Connection):
-            try:
-                handle.execute(
-                    sa.text("SELECT pg_advisory_unlock(:k)"),
-                    {"k": _lock_key(source, scope, stream)},
-                )
-                handle.commit()
-            finally:
-                handle.close()  # closing the session releases the lock in any case
+            _close_quietly(
+                handle,
+                "SELECT pg_advisory_unlock(:k)",
+                {"k": _lock_key(source, scope, stream)},
+            )
+
+    def connect(self) -> Connection:
+        assert self._engine is not None
+        return self._engine.connect()
 
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _close_quietly(conn: Connection, sql: str | None = None, params: Any = None) -> None:
+    """Run ``sql`` (an unlock) and close ``conn``, whatever state the session is in."""
+    try:
+        if sql is not None:
+            conn.execute(sa.text(sql), params or {})
+            conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        log.debug("unlock on a broken lock connection: %s", _describe(exc))
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            conn.invalidate()
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            conn.close()  # closing the session releases its locks in any case
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -544,8 +580,15 @@ class _Run:
         until: datetime | None,
         progress: Progress,
         transports: dict[str, httpx.AsyncBaseTransport],
+        stop: threading.Event | None = None,
+        fresh_since: datetime | None = None,
+        fresh_until: datetime | None = None,
+        scope: str | None = None,
     ) -> None:
         self.engine = engine
+        self.fresh_since = fresh_since
+        self.fresh_until = fresh_until
+        self.only_scope = scope
         self.config = config
         self.source_name = source
         self.full = full
@@ -570,6 +613,42 @@ class _Run:
         self._read_whole: dict[tuple[str, str], set[str]] = {}
         self._db_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(config.sync.concurrency)
+        #: set from a signal handler (or the daemon) in another thread: see ``stopping``
+        self.stop_requested = stop or threading.Event()
+        self._stop = asyncio.Event()
+        self._run_lock: Connection | None = None
+
+    # --- stopping ---
+
+    async def watch_stop(self) -> None:
+        """Turn the thread-safe stop flag into the event the run's awaits race against."""
+        while not self.stop_requested.is_set():
+            await asyncio.sleep(0.1)
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def until_stopped(self, aw: Any) -> Any:
+        """Await ``aw`` (a download, a rate-limit wait), or raise ``Stopped`` as soon as a
+        stop is requested. Page writes never go through here: they always finish whole."""
+        if self._stop.is_set():
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise Stopped("stopped before it started")
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise Stopped("stopped during a download; nothing of it was written")
 
     # --- database helpers ---
 
@@ -579,22 +658,41 @@ class _Run:
             return await asyncio.to_thread(fn, *args)
 
     def start(self) -> None:
-        with db.transaction(self.engine) as conn:
-            res = conn.execute(
-                sa.insert(db.table("sync_runs")).values(
-                    kind=self.kind,
-                    source_name=self.source_name,
-                    started_at=_now(),
-                    status="running",
-                    records=0,
-                    skipped=0,
-                    requests=0,
-                    errors=0,
-                    quarantined=0,
-                )
+        """Close runs that died without finishing, then record this one as ``running``.
+
+        On PostgreSQL the row is inserted on a connection of its own that takes the run's
+        advisory lock in the same transaction and holds it until ``finish``: whoever sees
+        the row ``running`` without that lock held knows the run is dead (``runs``)."""
+        abandoned = runs.close_abandoned(self.engine)
+        if abandoned:
+            log.info("closed %d abandoned run(s): %s", len(abandoned), abandoned)
+        insert = sa.insert(db.table("sync_runs")).values(
+            kind=self.kind,
+            source_name=self.source_name,
+            started_at=_now(),
+            status="running",
+            records=0,
+            skipped=0,
+            requests=0,
+            errors=0,
+            quarantined=0,
+            message=runs.owner_note(),
+        )
+        if not self.locks.enabled:
+            with db.transaction(self.engine) as conn:
+                self.run_id = _inserted_id(conn.execute(insert))
+            return
+        conn = self.locks.connect()
+        try:
+            self.run_id = _inserted_id(conn.execute(insert))
+            conn.execute(
+                sa.text("SELECT pg_advisory_lock(:k)"), {"k": runs.run_lock_key(self.run_id)}
             )
-            assert res.inserted_primary_key is not None
-            self.run_id = int(res.inserted_primary_key[0])
+            conn.commit()
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        self._run_lock = conn
 
     def _stream_row(self, key: tuple[str, str, str]) -> dict[str, Any]:
         stats = self.streams[key]
@@ -627,6 +725,8 @@ class _Run:
         worked = any(s.status in ("ok", "partial") for s in stats)
         if interrupted:
             status = "failed"
+        elif self.stopped:
+            status = "stopped"
         elif errors:
             status = "partial" if worked else "failed"
         else:
@@ -649,6 +749,8 @@ class _Run:
         for stats in self.streams.values():
             if stats.status == "running":
                 stats.status, stats.error = "failed", stats.error or "interrupted"
+            elif stats.status == "pending" and self.stopped:
+                stats.status, stats.error = "stopped", stats.error or "not run: stopped"
             elif stats.status == "pending":  # never started (run stopped, or scope failed)
                 stats.status, stats.error = "skipped", stats.error or "not run"
             stats.finished_at = stats.finished_at or now
@@ -671,16 +773,40 @@ class _Run:
                     message=message,
                 )
             )
+        self.release_run_lock()
+
+    def release_run_lock(self) -> None:
+        if self._run_lock is not None:
+            _close_quietly(self._run_lock)
+            self._run_lock = None
 
     # --- the work ---
 
     def selected_sources(self) -> list[SourceConfig]:
         if self.source_name is None:
             return list(self.config.sources)
-        return [self.config.source(self.source_name)]
+        src = self.config.source(self.source_name)
+        if self.only_scope is not None:  # the connector sees (and expands) only that scope
+            src = src.model_copy(update={"scopes": [self.only_scope]})
+        return [src]
 
     async def execute(self) -> None:
-        await asyncio.gather(*(self.run_source(src) for src in self.selected_sources()))
+        """Every source to its end, even when one of them hits a bug or a dead database:
+        a task left running would be cancelled by ``asyncio.run`` at shutdown and print its
+        traceback there, after the run was already recorded."""
+        watcher = asyncio.ensure_future(self.watch_stop())
+        try:
+            sources = self.selected_sources()
+            outcomes = await asyncio.gather(
+                *(self.run_source(src) for src in sources), return_exceptions=True
+            )
+        finally:
+            watcher.cancel()
+        for src, outcome in zip(sources, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                self.errors.append(_error(src.name, "", outcome))
 
     async def run_source(self, src: SourceConfig) -> None:
         try:
@@ -709,15 +835,22 @@ class _Run:
             try:
                 saved = None if self.full else await self.db(self._load_cursor, state_key)
                 connector.state = json.loads(saved) if saved else {}
-                await connector.prepare()
-                scopes = list(dict.fromkeys(await connector.scopes()))
+                await self.until_stopped(connector.prepare())
+                scopes = list(dict.fromkeys(await self.until_stopped(connector.scopes())))
             except Exception as exc:
-                self.fail_scopes(src, src.scopes, _error(src.name, "", exc))
+                self.fail_scopes(src, src.scopes, _error(src.name, "", exc), exc)
                 return
             self._expand_scopes(src, names, scopes)
-            await asyncio.gather(*(self.run_scope(connector, scope) for scope in scopes))
+            outcomes = await asyncio.gather(
+                *(self.run_scope(connector, scope) for scope in scopes), return_exceptions=True
+            )
+            for scope, outcome in zip(scopes, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
+                    self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", outcome))
             self.notes.extend(f"[{src.name}] {note}" for note in connector.run_notes())
-            if not self.backfill and self._source_ok(src.name):
+            if not self.backfill and not self.stopped and self._source_ok(src.name):
                 await self.db(self._save_state, state_key, connector.state)
         finally:
             await http.aclose()
@@ -756,24 +889,38 @@ class _Run:
                 ],
             )
 
-    def fail_scopes(self, src: SourceConfig, scopes: list[str], error: str) -> None:
-        self.errors.append(error)
+    def fail_scopes(
+        self,
+        src: SourceConfig,
+        scopes: list[str],
+        error: str,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Every not yet finished stream of ``scopes`` failed (or stopped, for ``Stopped``)."""
+        status = "stopped" if isinstance(exc, Stopped) else "failed"
+        if status == "failed":
+            self.errors.append(error)
+        else:
+            error = "not run: stopped"
         now = _now()
         for (name, scope, _), stats in self.streams.items():
-            if name == src.name and scope in scopes:
-                stats.status, stats.error, stats.finished_at = "failed", error, now
+            if name == src.name and scope in scopes and stats.finished_at is None:
+                stats.status, stats.error, stats.finished_at = status, error, now
 
     async def run_scope(self, connector: Connector, scope: str) -> None:
         src = connector.source
         async with self._semaphore:
             try:
-                await connector.check_scope(scope)
+                await self.until_stopped(connector.check_scope(scope))
             except Exception as exc:
-                self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", exc))
+                self.fail_scopes(src, [scope], _error(src.name, f"scope {scope!r}", exc), exc)
                 return
             failed = False
             for stream in connector.streams():
                 key = (src.name, scope, stream.name)
+                if self.stopped:
+                    failed = True
+                    continue  # ``finish`` records them as stopped, not run
                 if failed:
                     stats = self.streams[key]
                     stats.status, stats.error = "skipped", "not run: an earlier stream failed"
@@ -781,7 +928,7 @@ class _Run:
                     await self.db(self._save_stream, key)
                     continue
                 failed = not await self.run_stream(connector, stream, scope)
-            if not failed and not self.backfill:
+            if not failed and not self.backfill and not self.stopped:
                 await self.reconcile(
                     connector, scope, self._read_whole.pop((src.name, scope), None)
                 )
@@ -793,6 +940,8 @@ class _Run:
         stats = self.streams[key]
         stats.started_at = _now()
         handle = self.locks.claim(src, scope, stream.name)
+        if handle is None and self.fresh_since is not None:
+            handle = await self._claim_after_an_overrun(key)
         if handle is None:
             stats.status, stats.finished_at = "skipped", _now()
             stats.error = "another programview process is syncing this stream"
@@ -802,19 +951,37 @@ class _Run:
             self._report(key)
             return True
         try:
+            fresh = await self.db(self._synced_since, key) if self.fresh_since else None
+            if fresh is not None:
+                stats.status, stats.finished_at = "skipped", _now()
+                stats.error = f"already synced in this tick by run {fresh}"
+                log.info("%s %s %s: skipped, %s", src, scope, stream.name, stats.error)
+                await self.db(self._save_stream, key)
+                self._report(key)
+                return True
             stats.status = "running"
             await self.db(self._save_stream, key)
-            cursor_text = None if self.backfill else await self.db(self._load_cursor, key)
+            state_key = key
+            if self.backfill:
+                # its own window cursor: a stopped or crashed backfill resumes where it was,
+                # and the incremental cursor is never touched (never moved backwards)
+                state_key = (src, scope, backfill_state(stream.name, self.options))
+            cursor_text = None
+            if not self.backfill or stream.cursor_field:
+                cursor_text = await self.db(self._load_cursor, state_key)
             cursor = json.loads(cursor_text) if cursor_text and not self.full else None
             options = self.options.for_stream(cursor, stream.cursor_field)
+            if self.backfill:
+                options = self._resume_window(options, cursor, stream.cursor_field, key)
             writer = PageWriter(
                 self.engine,
                 source=src,
                 scope=scope,
                 stream=stream,
                 run_id=self.run_id,
-                store_cursor=not self.backfill,
+                store_cursor=not self.backfill or bool(stream.cursor_field),
                 cursor_text=cursor_text,
+                state_stream=state_key[2],
             )
             # A complete read of the live-items stream lists every live id: keep them for
             # the deletion check (see ``reconcile``).
@@ -828,7 +995,11 @@ class _Run:
                 try:
                     pages: AsyncIterator[Page] = stream.pages(scope, cursor, options)
                     async with _closing(pages):
-                        async for page in pages:
+                        while True:
+                            try:
+                                page = await self.until_stopped(anext(pages))
+                            except StopAsyncIteration:
+                                break
                             if whole and not page.patch:
                                 seen.update(_ids(stream, page.records))
                             done = await self.db(writer.write, page)
@@ -837,6 +1008,10 @@ class _Run:
                             stats.skipped += done.skipped
                             stats.quarantined += done.quarantined
                             self.progress.page(src, scope, stream.name, len(page.records))
+                            if self.backfill:
+                                self._report_position(key, page, stream.cursor_field)
+                except Stopped:
+                    stats.status, stats.error = "stopped", "stopped after page " + str(stats.pages)
                 except Exception as exc:
                     stats.status, stats.error = "failed", _error(src, "", exc)
                     self.errors.append(_error(src, f"{scope} {stream.name}", exc))
@@ -844,17 +1019,30 @@ class _Run:
                     stats.status = "partial" if stats.quarantined else "ok"
                     if whole:
                         self._read_whole[(src, scope)] = seen
+                    if state_key != key:  # the window is done: a rerun starts it afresh
+                        await self.db(self._drop_state, state_key)
                 finally:
                     stats.requests = tally.count
             stats.finished_at = _now()
-            await self.db(self._save_stream, key)
+            await self._save_stream_quietly(key)
             self._report(key)
-            return stats.status != "failed"
+            return stats.status not in ("failed", "stopped")
         finally:
             self.locks.release(handle, src, scope, stream.name)
 
+    async def _save_stream_quietly(self, key: tuple[str, str, str]) -> None:
+        """The stream's row now, for a live view; when the warehouse refuses (the very
+        failure the stream just recorded), ``finish`` writes it again with the run."""
+        try:
+            await self.db(self._save_stream, key)
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("could not record %s yet: %s", key, _describe(exc))
+
     def _report(self, key: tuple[str, str, str]) -> None:
         stats = self.streams[key]
+        seconds = 0.0
+        if stats.started_at and stats.finished_at:
+            seconds = (stats.finished_at - stats.started_at).total_seconds()
         self.progress.stream_done(
             *key,
             status=stats.status,
@@ -862,7 +1050,138 @@ class _Run:
             skipped=stats.skipped,
             pages=stats.pages,
             error=stats.error,
+            requests=stats.requests,
+            seconds=seconds,
         )
+        # One structured line per stream for log shippers (`--log-format json`); the text
+        # format shows them only at DEBUG (the daemon promises one line per run).
+        stream_log.info(
+            "%s %s %s: %s, %d records written, %d unchanged, %d requests in %.1fs%s",
+            *key,
+            stats.status,
+            stats.records,
+            stats.skipped,
+            stats.requests,
+            seconds,
+            f"; {stats.error}" if stats.error else "",
+            extra={
+                "run": self.run_id,
+                "source": key[0],
+                "scope": key[1],
+                "stream": key[2],
+                "status": stats.status,
+                "records": stats.records,
+                "skipped": stats.skipped,
+                "requests": stats.requests,
+                "quarantined": stats.quarantined,
+                "duration": round(seconds, 3),
+                "error": stats.error,
+            },
+        )
+
+    def _resume_window(
+        self,
+        options: SyncOptions,
+        cursor: dict[str, Any] | None,
+        cursor_field: str | None,
+        key: tuple[str, str, str],
+    ) -> SyncOptions:
+        """A backfill window that starts where an earlier run of the same window stopped
+        (its committed cursor, minus the lookback; pages come in cursor order)."""
+        if not cursor or not cursor_field or not cursor.get(cursor_field):
+            return options
+        reached = datetime.fromisoformat(str(cursor[cursor_field]))
+        reached = reached.replace(tzinfo=UTC) if reached.tzinfo is None else reached
+        since = options.window.since
+        start = max(since, reached - options.lookback) if since else reached - options.lookback
+        log.info("%s %s %s: resuming the backfill from %s", *key, start.isoformat())
+        self.notes.append(f"{' '.join(key)}: backfill resumed from {start:%Y-%m-%d %H:%M}")
+        # the rest of the window is a backfill of its own (connectors derive their window
+        # from ``since``/``until``); its state key stays the whole window's
+        return replace(options, since=start, window=Window(start, options.window.until))
+
+    def _report_position(
+        self, key: tuple[str, str, str], page: Page, cursor_field: str | None
+    ) -> None:
+        """How far into the backfill window the stream is (0..1), for the ETA."""
+        window = self.options.window_for(None, None)
+        value = (page.cursor or {}).get(cursor_field) if cursor_field else None
+        if window.since is None or not value:
+            return
+        try:
+            reached = datetime.fromisoformat(str(value))
+        except ValueError:
+            return
+        reached = reached.replace(tzinfo=UTC) if reached.tzinfo is None else reached
+        end = window.until or datetime.now(UTC)
+        total = (end - window.since).total_seconds()
+        if total > 0:
+            done = min(max((reached - window.since).total_seconds() / total, 0.0), 1.0)
+            self.progress.position(*key, done)
+
+    def _drop_state(self, key: tuple[str, str, str]) -> None:
+        t = db.table("sync_state")
+        with db.transaction(self.engine) as conn:
+            conn.execute(
+                sa.delete(t).where(
+                    t.c.source_name == key[0], t.c.scope == key[1], t.c.stream == key[2]
+                )
+            )
+
+    async def _claim_after_an_overrun(self, key: tuple[str, str, str]) -> Connection | None | bool:
+        """The stream is claimed. By a run of this tick: it syncs the stream for this tick,
+        skip it. By a run of an earlier tick that overran into this one: wait for it (until
+        the tick ends), so the stream is still synced once in this tick."""
+        started = await self.db(self._holder_started, key)
+        if started is None or self.fresh_since is None or started >= self.fresh_since:
+            return None
+        while not self.stopped and (self.fresh_until is None or _now() < self.fresh_until):
+            await asyncio.sleep(0.2)
+            handle = self.locks.claim(*key)
+            if handle is not None:
+                return handle
+        return None
+
+    def _holder_started(self, key: tuple[str, str, str]) -> datetime | None:
+        """When the other run now syncing this stream started (None: none recorded yet)."""
+        t, r = db.table("sync_run_streams"), db.table("sync_runs")
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(r.c.started_at))
+                .select_from(t)
+                .join(r, r.c.id == t.c.run_id)
+                .where(
+                    t.c.source_name == key[0],
+                    t.c.scope == key[1],
+                    t.c.stream == key[2],
+                    t.c.run_id != self.run_id,
+                    t.c.status == "running",
+                    r.c.status == "running",
+                )
+            ).scalar()
+
+    def _synced_since(self, key: tuple[str, str, str]) -> int | None:
+        """Another run of this tick (started in ``fresh_since`` .. ``fresh_until``) that
+        synced this stream successfully. Several daemons on one schedule: the stream's lock
+        is ours now, so that run is done with it. The run's start decides the tick, not the
+        stream's: a run that overran into the next tick does not count for that one."""
+        t, r = db.table("sync_run_streams"), db.table("sync_runs")
+        in_tick = r.c.started_at >= self.fresh_since
+        if self.fresh_until is not None:
+            in_tick = sa.and_(in_tick, r.c.started_at < self.fresh_until)
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(t.c.run_id))
+                .join(r, r.c.id == t.c.run_id)
+                .where(
+                    t.c.source_name == key[0],
+                    t.c.scope == key[1],
+                    t.c.stream == key[2],
+                    t.c.run_id != self.run_id,
+                    t.c.status.in_(("ok", "partial")),
+                    in_tick,
+                )
+            ).scalar()
 
     def _load_cursor(self, key: tuple[str, str, str]) -> str | None:
         t = db.table("sync_state")
@@ -891,7 +1210,9 @@ class _Run:
             if seen is not None and connector.live_stream is not None:
                 live: LiveIds | None = LiveIds(stream=connector.live_stream, native_ids=seen)
             else:
-                live = await connector.live_ids(scope)
+                live = await self.until_stopped(connector.live_ids(scope))
+        except Stopped:
+            return
         except Exception as exc:
             self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
             return
@@ -901,7 +1222,11 @@ class _Run:
         verdicts: dict[str, str] = {}
         if missing:
             try:
-                verdicts = await connector.classify_missing_items(scope, missing)
+                verdicts = await self.until_stopped(
+                    connector.classify_missing_items(scope, missing)
+                )
+            except Stopped:
+                return
             except Exception as exc:  # a failed check deletes nothing
                 self.errors.append(_error(src, f"scope {scope!r} deletion check", exc))
                 return
@@ -963,6 +1288,15 @@ class _Run:
         return len(gone)
 
 
+def backfill_state(stream: str, options: SyncOptions) -> str:
+    """The ``sync_state.stream`` of a backfill window's own cursor: one per window, so
+    rerunning the same ``backfill --since --until`` resumes it, and a different window
+    starts afresh."""
+    since = options.since.strftime("%Y%m%dT%H%M%S") if options.since else "start"
+    until = options.until.strftime("%Y%m%dT%H%M%S") if options.until else "now"
+    return f"{stream}#backfill {since}..{until}"
+
+
 def _ids(stream: Stream, records: list[Any]) -> list[str]:
     """The native ids of a page's records that have one (the others are quarantined)."""
     out = []
@@ -975,11 +1309,22 @@ def _ids(stream: Stream, records: list[Any]) -> list[str]:
 
 
 def _describe(exc: BaseException) -> str:
-    """An exception as one line for run records: our errors speak for themselves."""
+    """An exception as one line for run records: our errors speak for themselves, a
+    database error by its server message (not SQLAlchemy's statement and parameters)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return "warehouse: " + db_message(exc)
     text = " ".join(str(exc).split())
     if isinstance(exc, ProgramviewError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def db_message(exc: sa.exc.SQLAlchemyError) -> str:
+    """The first line the database (driver) said, without SQL or bound values."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    first = text[0].strip() if text else type(exc).__name__
+    return first or type(orig or exc).__name__
 
 
 def _error(source: str, where: str, exc: BaseException) -> str:
@@ -1011,8 +1356,22 @@ async def run_sync(
     until: datetime | None = None,
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    stop: threading.Event | None = None,
+    fresh_since: datetime | None = None,
+    scope: str | None = None,
+    fresh_until: datetime | None = None,
 ) -> RunResult:
     """Sync every configured source (or ``source``) into the warehouse; see module docstring.
+
+    ``scope`` (with ``source``) syncs only that configured scope: one task of an external
+    orchestrator. ``fresh_since`` .. ``fresh_until`` (naive UTC, the schedule tick) skips a
+    stream another run of that tick synced successfully: several daemons on one schedule
+    sync each stream once per tick.
+
+    ``stop`` (set from a signal handler or another thread) ends the run within moments: the
+    page being written commits whole, downloads and waits in flight are dropped, and the
+    run is recorded ``stopped``; the next run carries on from the last committed page.
+    A database failure of the run's own bookkeeping raises ``WarehouseError`` (one line).
 
     ``full`` ignores stored cursors (still skipping unchanged records by hash). ``since`` /
     ``until`` make a backfill: the streams read that window, and stored cursors are neither
@@ -1022,40 +1381,89 @@ async def run_sync(
     if since and until and until <= since:
         raise ConfigError(f"backfill window is empty: until {until} is not after since {since}")
     if source is not None:
-        config.source(source)  # unknown name: a clear ConfigError before touching anything
+        src = config.source(source)  # unknown name: a clear ConfigError before touching anything
+        if scope is not None and scope not in src.scopes:
+            known = ", ".join(src.scopes) or "none"
+            raise ConfigError(
+                f"source {source!r} has no scope {scope!r}: its configured scopes are {known}"
+            )
+    elif scope is not None:
+        raise ConfigError("--scope needs --source: a scope belongs to one source")
     progress = progress or Progress()
     engine = db.create_engine(config.warehouse.url)
     try:
-        await asyncio.to_thread(db.ensure_current, engine)
-        await asyncio.to_thread(mirror_config, engine, config)
-        run = _Run(
+        return await _run_sync(
             engine,
             config,
-            source=source,
-            full=full,
-            since=since,
-            until=until,
-            progress=progress,
-            transports=transports or {},
+            source,
+            full,
+            since,
+            until,
+            progress,
+            transports,
+            stop,
+            fresh_since,
+            scope,
+            fresh_until,
         )
-        await asyncio.to_thread(run.start)
+    except sa.exc.SQLAlchemyError as exc:
+        raise WarehouseError(
+            f"the warehouse {db.redact_url(config.warehouse.url)} failed: {db_message(exc)} "
+            "(committed pages are kept; run the sync again once the database is back)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+async def _run_sync(
+    engine: Engine,
+    config: Config,
+    source: str | None,
+    full: bool,
+    since: datetime | None,
+    until: datetime | None,
+    progress: Progress,
+    transports: dict[str, httpx.AsyncBaseTransport] | None,
+    stop: threading.Event | None,
+    fresh_since: datetime | None,
+    scope: str | None,
+    fresh_until: datetime | None = None,
+) -> RunResult:
+    await asyncio.to_thread(db.ensure_current, engine)
+    await asyncio.to_thread(mirror_config, engine, config)
+    run = _Run(
+        engine,
+        config,
+        source=source,
+        full=full,
+        since=since,
+        until=until,
+        progress=progress,
+        transports=transports or {},
+        stop=stop,
+        fresh_since=fresh_since,
+        fresh_until=fresh_until,
+        scope=scope,
+    )
+    await asyncio.to_thread(run.start)
+    try:
         try:
             await run.execute()
         except BaseException as exc:  # Ctrl-C, cancellation: record the run, then re-raise
             result = run.result(interrupted=f"interrupted: {_describe(exc)}")
-            run.finish(result)
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                run.finish(result)
             progress.run_done(result)
             raise
-        finally:
-            run.locks.dispose()
         result = run.result()
         await asyncio.to_thread(run.finish, result)
-        if result.wrote:  # newly discovered repositories join their container's project
-            await asyncio.to_thread(mirror_config, engine, config)
-        progress.run_done(result)
-        return result
     finally:
-        engine.dispose()
+        run.release_run_lock()  # after finish: the row is never "running" without it
+        run.locks.dispose()
+    if result.wrote:  # newly discovered repositories join their container's project
+        await asyncio.to_thread(mirror_config, engine, config)
+    progress.run_done(result)
+    return result
 
 
 def sync(
@@ -1067,6 +1475,10 @@ def sync(
     until: datetime | None = None,
     progress: Progress | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    stop: threading.Event | None = None,
+    fresh_since: datetime | None = None,
+    scope: str | None = None,
+    fresh_until: datetime | None = None,
 ) -> RunResult:
     """Blocking wrapper around :func:`run_sync` (CLI, daemon jobs, tests)."""
     return asyncio.run(
@@ -1078,6 +1490,10 @@ def sync(
             until=until,
             progress=progress,
             transports=transports,
+            stop=stop,
+            fresh_since=fresh_since,
+            scope=scope,
+            fresh_until=fresh_until,
         )
     )
 

@@ -86,6 +86,24 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(norm, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
+def require_existing(url: str) -> None:
+    """Commands that only read refuse a SQLite file that does not exist, before opening it:
+    SQLite would create an empty file (and ``create_engine`` its folder) at a mistyped path,
+    and the user would get "no tables" instead of "wrong path"."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except Exception as exc:
+        raise WarehouseError(f"invalid warehouse URL {redact_url(url)!r}: {exc}") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.exists():
+        raise WarehouseError(
+            f"the warehouse file {path} does not exist (check [warehouse] url, "
+            "PROGRAMVIEW_WAREHOUSE_URL or --warehouse; `programview db upgrade` creates it)"
+        )
+
+
 def check_connection(engine: Engine) -> None:
     """Fail with a clear, password-free message when the database cannot be reached, saying
     what to check (server running, host, port; or the SQLite file's folder)."""
@@ -128,12 +146,42 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (``programview db upgrade``)."""
+#: PostgreSQL advisory lock held while migrating (any value no other lock of ours uses)
+MIGRATION_LOCK = 0x70766D6967726174  # "pvmigrat"
+
+
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision`` (``programview db upgrade``); return the revision
+    the database was at (None: empty), read under the same lock.
+
+    On PostgreSQL under an advisory lock: several replicas that start at once (each
+    container runs ``db upgrade`` first) migrate one after the other, and the later ones
+    find the schema current instead of racing to create the same tables."""
     engine = create_engine(url)
     check_connection(engine)
-    engine.dispose()
-    command.upgrade(alembic_config(url), revision)
+    if engine.dialect.name != "postgresql":
+        before = current_revision(engine)
+        engine.dispose()
+        command.upgrade(alembic_config(url), revision)
+        return before
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+            try:
+                before = MigrationContext.configure(conn).get_current_revision()
+                conn.commit()
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
+    return before
 
 
 def downgrade(url: str, revision: str) -> None:

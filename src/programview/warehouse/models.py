@@ -313,7 +313,8 @@ class SyncRun(Base):
     source_name: Mapped[str | None] = mapped_column(String(100))  # NULL = all sources
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(20))  # running | ok | partial | failed
+    # running | ok | partial | failed | stopped | abandoned (see warehouse/runs.py)
+    status: Mapped[str] = mapped_column(String(20))
     records: Mapped[int] = mapped_column(Integer, default=0)  # records written
     skipped: Mapped[int] = mapped_column(Integer, default=0)  # unchanged (same raw hash)
     requests: Mapped[int] = mapped_column(Integer, default=0)
