@@ -32,8 +32,8 @@ def sim() -> Iterator[Simulator]:
         yield running
 
 
-def config_text(sim: Simulator, url: str) -> str:
-    text = sim.org.config_toml(sim.base_url, url, kinds=["jira"])
+def config_text(sim: Simulator, url: str, kind: str = "jira") -> str:
+    text = sim.org.config_toml(sim.base_url, url, kinds=[kind])
     return text.replace("concurrency = 4\n", "concurrency = 1\n", 1)
 
 
@@ -75,10 +75,11 @@ def test_backfill_shows_pages_and_an_eta(tmp_path: Path, sim: Simulator) -> None
     assert "% of the window, ETA " in text
 
 
+@pytest.mark.parametrize("kind", ["jira", "github", "gitlab"])
 def test_a_stopped_backfill_resumes_its_window_and_never_moves_the_sync_cursor(
-    tmp_path: Path, sim: Simulator, warehouse_url: str
+    tmp_path: Path, sim: Simulator, warehouse_url: str, kind: str
 ) -> None:
-    text = config_text(sim, warehouse_url)
+    text = config_text(sim, warehouse_url, kind)
     path = tmp_path / "pv.toml"
     path.write_text(text)
     first = sync(parse_config(text, environ=Credentials().env()))
@@ -144,4 +145,4 @@ def test_a_stopped_backfill_resumes_its_window_and_never_moves_the_sync_cursor(
     assert issue_requests(warehouse_url, resumed_id) < issue_requests(warehouse_url, fresh_id)
     assert incremental_cursors(warehouse_url) == cursors
     [(items,)] = rows(warehouse_url, "SELECT COUNT(*) FROM work_items")
-    assert items == sum(len(sim.org.scope_items(s)) for s in sim.org.scopes_of("jira"))
+    assert items == sum(len(sim.org.scope_items(s)) for s in sim.org.scopes_of(kind))

@@ -226,8 +226,8 @@ class Issues(GitHubStream):
     async def _full_read(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
     ) -> AsyncIterator[Page]:
-        """Oldest first, the cursor committed with every page (a backfill: its window, no
-        cursor), the next page requested while this one completes."""
+        """Oldest first, the cursor committed with every page (a backfill's to its own window
+        state), the next page requested while this one completes."""
         window = options.window
         params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
         if window.since is not None:
@@ -256,12 +256,9 @@ class Issues(GitHubStream):
                     newest = updated
                 recent[iid] = updated
             await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
-            if options.backfill:
-                yield Page(fresh)
-            else:
-                yield Page(
-                    fresh, cursor=self._cursor(newest, recent, options) if newest else cursor
-                )
+            # A backfill's cursor goes to its own window state (the engine's), so a stopped
+            # backfill resumes there and the incremental cursor is never touched.
+            yield Page(fresh, cursor=self._cursor(newest, recent, options) if newest else cursor)
             if past_window:
                 break
         if moved_back is not None and not options.backfill:

@@ -125,7 +125,8 @@ class Issues(GitLabStream):
                 recent[iid] = updated
             await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
             next_cursor = self._cursor(newest, recent, options) if newest else cursor
-            yield Page(fresh, cursor=None if options.backfill else next_cursor)
+            # a backfill's cursor goes to its own window state: a stopped backfill resumes
+            yield Page(fresh, cursor=next_cursor)
         if shifted and oldest is not None and not options.backfill:
             log.info(
                 "%s %s: issues changed while paging; the next sync re-reads from %s",
