@@ -196,6 +196,10 @@ class Stream(ABC):
         value: Any = raw
         for part in self.primary_key.split("."):
             value = value[part]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            # None, an object, a list: str() would make "None" or "{...}" a stable id
+            kind = type(value).__name__
+            raise ValueError(f"{self.primary_key} is {kind}, not a string or number")
         return str(value)
 
     @abstractmethod

@@ -48,12 +48,12 @@ from programview.sync.connector import (
     Connector,
     LiveIds,
     Page,
-    Record,
     Replace,
     Stream,
     SyncOptions,
 )
 from programview.sync.registry import load_connector
+from programview.sync.validate import clean_mapped, clean_text, is_clean_id
 from programview.warehouse import db
 
 log = logging.getLogger("programview.sync")
@@ -70,7 +70,14 @@ QUARANTINE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     AttributeError,
     ArithmeticError,
+    RecursionError,  # a payload nested thousands of levels deep
 )
+#: How deep a quarantined payload is kept (deeper levels are replaced by a marker): a payload
+#: nested thousands of levels cannot even be serialised, yet its quarantine row must be.
+QUARANTINE_DEPTH = 100
+
+#: ``raw_payloads.native_id`` and ``quarantine.native_id`` hold this many characters.
+NATIVE_ID_LENGTH = 200
 
 #: ``sync_state.stream`` value that remembers when a scope's deletions were last reconciled.
 RECONCILE_STATE = "__reconcile__"
@@ -108,7 +115,48 @@ def canonical_json(raw: Any) -> str:
 
 
 def payload_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the canonical text. ``surrogatepass``: a lone surrogate in an API's JSON
+    (``"\\ud800"``) must not crash the hash; for valid text this is plain UTF-8."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _pruned(value: Any, depth: int) -> Any:
+    """``value`` with containers deeper than ``depth`` replaced by a marker string."""
+    if isinstance(value, dict):
+        if depth <= 0:
+            return "<nested deeper than this: cut>"
+        return {str(k): _pruned(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if depth <= 0:
+            return "<nested deeper than this: cut>"
+        return [_pruned(v, depth - 1) for v in value]
+    return value
+
+
+def quarantine_json(raw: Any) -> str:
+    """JSON text of any payload that every database accepts: non-ASCII escaped (lone
+    surrogates and NUL included), levels deeper than ``QUARANTINE_DEPTH`` cut."""
+    try:
+        return json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    except (RecursionError, ValueError, TypeError):
+        pruned = _pruned(raw, QUARANTINE_DEPTH)
+        return json.dumps(pruned, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def payload_key(raw: Any) -> str:
+    """The quarantine id of a record whose own id cannot be read: a stable hash of its
+    payload, so the same bad record quarantined twice is recognisably the same."""
+    return "sha256:" + payload_hash(quarantine_json(raw))
+
+
+def _storable(text: str) -> str:
+    """Canonical text as stored: with a lone surrogate (not UTF-8) the ASCII-escaped form
+    of the same JSON, which every database takes and ``json.loads`` reads back the same."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    return text
 
 
 def _now() -> datetime:
@@ -195,10 +243,13 @@ class PageWriter:
         for raw in page.records:
             try:
                 native_id = self.stream.native_id(raw)
+                why = is_clean_id(native_id, NATIVE_ID_LENGTH)
+                if why:
+                    raise ValueError(f"the id {why}")
             except Exception as exc:  # noqa: BLE001 - any failure to read the id is data
                 quarantine.append(
                     self._quarantine_row(
-                        None,
+                        payload_key(raw),
                         f"cannot read the record id ({self.stream.primary_key}): {exc!r}",
                         raw,
                         now,
@@ -231,7 +282,17 @@ class PageWriter:
                     if combines:
                         by_id[nid] = self.stream.combine(previous, raw)
                 known = {nid: payload_hash(text) for nid, text in stored.items()}
-            texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
+            texts: dict[str, str] = {}
+            for nid, raw in list(by_id.items()):
+                try:
+                    texts[nid] = canonical_json(raw)
+                except (RecursionError, ValueError, TypeError) as exc:
+                    del by_id[nid]  # nested too deep (or circular) to store: quarantined
+                    quarantine.append(
+                        self._quarantine_row(
+                            nid, f"payload cannot be stored as JSON: {_describe(exc)}", raw, now
+                        )
+                    )
             hashes = {nid: payload_hash(text) for nid, text in texts.items()}
             if not (page.patch or sticky or combines):
                 known = self._known_hashes(conn, list(by_id))
@@ -245,8 +306,7 @@ class PageWriter:
                     result.skipped += 1
                     continue
                 try:
-                    mapped = list(self.stream.map(raw, self.scope))
-                    _validate(mapped)
+                    mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
                 except QUARANTINE_ERRORS as exc:
                     quarantine.append(
                         self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
@@ -264,7 +324,7 @@ class PageWriter:
                         "native_id": nid,
                         "scope": self.scope,
                         "hash": hashes[nid],
-                        "payload": texts[nid],
+                        "payload": _storable(texts[nid]),
                         "fetched_at": now,
                     }
                 )
@@ -336,25 +396,10 @@ class PageWriter:
             "stream": self.stream.name,
             "scope": self.scope,
             "native_id": native_id,
-            "error": error[:4000],
-            "payload": canonical_json(raw),
+            "error": clean_text(error)[:4000],
+            "payload": quarantine_json(raw),
             "created_at": now,
         }
-
-
-def _validate(mapped: Sequence[Any]) -> None:
-    """Catch a mapping that returns rows the warehouse cannot take, before any write."""
-    for item in mapped:
-        if not isinstance(item, Record | Replace):
-            raise MappingError(f"map() returned {type(item).__name__}, not Record or Replace")
-        try:
-            columns = db.column_names(item.table)
-        except Exception as exc:
-            raise MappingError(str(exc)) from None
-        fields = item.values if isinstance(item, Record) else item.where
-        unknown = [k for k in fields if k not in columns]
-        if unknown:
-            raise MappingError(f"table {item.table!r} has no column(s) {', '.join(unknown)}")
 
 
 def _apply_deletes(conn: Connection, deletes: list[Replace]) -> None:
