@@ -309,6 +309,12 @@ class Connector(ABC):
     async def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Run once before the streams: check credentials, discover settings (e.g. fields)."""
 
+    def prepare_offline(self) -> None:  # noqa: B027 (optional hook)
+        """Set up what the streams' ``map`` needs from the options and :attr:`state` alone,
+        without any API call (``programview remap`` re-maps stored raw payloads offline).
+        A connector whose ``prepare`` discovers mapping settings keeps what it found in
+        ``state`` so this can rebuild them; raise ``ConfigError`` when it cannot."""
+
     async def scopes(self) -> list[str]:
         """The scopes to sync this run. Default: the configured ones. A connector whose
         configured scopes may name containers (a GitHub organisation, a GitLab group)

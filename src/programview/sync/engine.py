@@ -367,6 +367,39 @@ class PageWriter:
             self.cursor_text = cursor_text
         return result
 
+    def remap(self, stored: dict[str, str]) -> PageResult:
+        """Map stored raw payloads (native id -> canonical JSON) again and write their rows,
+        one transaction (``programview remap``). Raw payloads and cursors stay as they are;
+        a payload the mapping now rejects is quarantined and keeps its previous rows."""
+        result = PageResult()
+        now = _now()
+        quarantine: list[dict[str, Any]] = []
+        deletes: list[Replace] = []
+        upserts: dict[str, list[dict[str, Any]]] = {}
+        for nid, text in stored.items():
+            raw = json.loads(text)
+            try:
+                mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
+            except QUARANTINE_ERRORS as exc:
+                quarantine.append(
+                    self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+                )
+                continue
+            for item in mapped:
+                if isinstance(item, Replace):
+                    deletes.append(item)
+                else:
+                    upserts.setdefault(item.table, []).append(item.values)
+            result.records += 1
+        result.quarantined = len(quarantine)
+        with db.transaction(self.engine) as conn:
+            _apply_deletes(conn, deletes)
+            for table_name, rows in upserts.items():
+                db.upsert(conn, table_name, rows)
+            if quarantine:
+                conn.execute(sa.insert(db.table("quarantine")), quarantine)
+        return result
+
     def _known_hashes(self, conn: Connection, ids: list[str]) -> dict[str, str]:
         return db.lookup(
             conn,
