@@ -20,6 +20,7 @@ from programview.config import Config, parse_config
 from programview.errors import SchemaOutdated
 from programview.sync.engine import canonical_json, payload_hash, payload_key, sync
 from programview.warehouse import db
+from programview.warehouse.payloads import read_text
 
 DATA_TABLES = ("work_items", "dependencies", "status_changes", "sprints", "raw_payloads")
 
@@ -171,7 +172,9 @@ def test_raw_payload_hash_is_the_canonical_json_sha256(
             ),
             {"n": str(raw["id"])},
         ).one()
-    assert json.loads(stored.payload) == raw
+        text = read_text(conn, stored.payload)
+    assert isinstance(stored.payload, bytes) and len(stored.payload) < len(text)  # compressed
+    assert json.loads(text) == raw
     assert stored.hash == payload_hash(canonical_json(raw))
 
 

@@ -55,6 +55,7 @@ from programview.sync.connector import (
 from programview.sync.registry import load_connector
 from programview.sync.validate import clean_mapped, clean_text, is_clean_id
 from programview.warehouse import db
+from programview.warehouse.payloads import PayloadCodec
 
 log = logging.getLogger("programview.sync")
 
@@ -149,16 +150,6 @@ def payload_key(raw: Any) -> str:
     return "sha256:" + payload_hash(quarantine_json(raw))
 
 
-def _storable(text: str) -> str:
-    """Canonical text as stored: with a lone surrogate (not UTF-8) the ASCII-escaped form
-    of the same JSON, which every database takes and ``json.loads`` reads back the same."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
-    return text
-
-
 def _now() -> datetime:
     """Naive UTC, the warehouse convention (``programview.clock``: simulated in the demo)."""
     return clock.utc_now()
@@ -232,8 +223,18 @@ class PageWriter:
         self.store_cursor = store_cursor
         #: The cursor as last committed (JSON text), so an unchanged cursor is not rewritten.
         self.cursor_text = cursor_text
+        #: Compresses raw payloads (with the stream's preset dictionary, once it has one).
+        self.codec = PayloadCodec()
 
     def write(self, page: Page) -> PageResult:
+        try:
+            return self._write(page)
+        except BaseException:
+            # a dictionary the codec created in the failed transaction is gone with it
+            self.codec = PayloadCodec()
+            raise
+
+    def _write(self, page: Page) -> PageResult:
         result = PageResult()
         now = _now()
         quarantine: list[dict[str, Any]] = []
@@ -324,7 +325,7 @@ class PageWriter:
                         "native_id": nid,
                         "scope": self.scope,
                         "hash": hashes[nid],
-                        "payload": _storable(texts[nid]),
+                        "payload": texts[nid],  # compressed below
                         "fetched_at": now,
                     }
                 )
@@ -346,6 +347,11 @@ class PageWriter:
             for table_name, rows in upserts.items():
                 db.upsert(conn, table_name, rows)
             if raw_rows:
+                blobs = self.codec.encode(
+                    conn, self.source, self.stream.name, [r["payload"] for r in raw_rows]
+                )
+                for row, blob in zip(raw_rows, blobs, strict=True):
+                    row["payload"] = blob
                 db.upsert(conn, "raw_payloads", raw_rows)
             if quarantine:
                 conn.execute(sa.insert(db.table("quarantine")), quarantine)
@@ -411,7 +417,8 @@ class PageWriter:
         )
 
     def _stored_payloads(self, conn: Connection, ids: list[str]) -> dict[str, str]:
-        return db.lookup(
+        """Stored payloads as canonical JSON text, by native id."""
+        found = db.lookup(
             conn,
             "raw_payloads",
             {"source_name": self.source, "stream": self.stream.name},
@@ -419,6 +426,7 @@ class PageWriter:
             ids,
             "payload",
         )
+        return dict(zip(found, self.codec.decode(conn, found.values()), strict=True))
 
     def _quarantine_row(
         self, native_id: str | None, error: str, raw: Any, now: datetime

@@ -32,6 +32,7 @@ from programview.sync.engine import (
 )
 from programview.sync.registry import load_connector
 from programview.warehouse import db
+from programview.warehouse.payloads import PayloadCodec
 
 __all__ = ["RemapResult", "remap"]
 
@@ -127,6 +128,7 @@ def _batches(engine: Engine, source: str, stream: str) -> Iterator[tuple[str, di
     """(scope, native id -> payload text), at most ``BATCH`` payloads a read, read by keyset
     on the primary key so memory stays flat and no read sorts the whole stream."""
     t = db.table("raw_payloads")
+    codec = PayloadCodec()
     after: str | None = None
     while True:
         query = sa.select(t.c.scope, t.c.native_id, t.c.payload).where(
@@ -136,15 +138,11 @@ def _batches(engine: Engine, source: str, stream: str) -> Iterator[tuple[str, di
             query = query.where(t.c.native_id > after)
         with engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.native_id).limit(BATCH)).all()
-        if not rows:
-            return
+            if not rows:
+                return
+            texts = codec.decode(conn, [r.payload for r in rows])
         by_scope: dict[str, dict[str, str]] = {}
-        for row in rows:
-            by_scope.setdefault(row.scope, {})[row.native_id] = stored_text(row.payload)
+        for row, text in zip(rows, texts, strict=True):
+            by_scope.setdefault(row.scope, {})[row.native_id] = text
         yield from by_scope.items()
         after = rows[-1].native_id
-
-
-def stored_text(payload: Any) -> str:
-    """A ``raw_payloads.payload`` value as canonical JSON text."""
-    return str(payload)
