@@ -141,6 +141,24 @@ def _describe(value: Any) -> str:
 
 def _clean_value(rule: _Rule, value: Any) -> Any:
     """The value to store, or raise ``ValueError`` saying why it cannot be stored."""
+    if type(value) is str and rule.kind == "text" and value.isascii() and "\x00" not in value:
+        # the common case, cheaply: clean ASCII text (most ids, keys, statuses, names)
+        length = rule.length
+        if not rule.identity:
+            if length is not None and len(value) > length:
+                return value[: length - 1] + ELLIPSIS
+            return value
+        if (
+            (length is None or len(value) <= length)
+            and value != "None"
+            and not value.endswith(":None")
+            and (not rule.key or value.strip())
+        ):
+            return value
+    return _clean_slow(rule, value)
+
+
+def _clean_slow(rule: _Rule, value: Any) -> Any:
     if value is None:
         if not rule.nullable:
             raise ValueError("is required but missing (None)")
@@ -214,15 +232,17 @@ def _clean_fields(table_name: str, fields: dict[str, Any], *, whole_key: bool) -
         if missing:
             raise MappingError(f"{table_name} row lacks its key column(s) {', '.join(missing)}")
     out = {}
-    for name, value in fields.items():
-        rule = rules[name]
-        if not whole_key and value is None:
-            # a Replace's where: None never matches a row; refuse it as a missing key
-            raise MappingError(f"{table_name}.{name} is required but missing (None)")
-        try:
-            out[name] = _clean_value(rule, value)
-        except ValueError as exc:
-            raise MappingError(f"{table_name}.{name} {exc}") from None
+    try:
+        for name, value in fields.items():
+            if value is None:
+                if whole_key and rules[name].nullable:
+                    out[name] = None
+                    continue
+                # required; in a Replace's where, None would never match a row
+                raise ValueError("is required but missing (None)")
+            out[name] = _clean_value(rules[name], value)
+    except ValueError as exc:
+        raise MappingError(f"{table_name}.{name} {exc}") from None
     return out
 
 
