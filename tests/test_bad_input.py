@@ -230,3 +230,36 @@ def test_lone_surrogate_and_nul_are_replaced_in_text(outcome: Outcome) -> None:
 
 def test_labels_given_as_text_are_read_as_a_list(outcome: Outcome) -> None:
     assert _item(outcome, "labels_text").labels == "a,b"
+
+
+# --- the database's own refusal: the safety net behind the validator ------------------------
+
+
+def test_a_value_the_database_refuses_quarantines_only_its_record(
+    engine: sa.Engine, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the validator ever to miss a value, the database's refusal (a bind error for an
+    object, on both databases) must still cost only that record, on every rerun."""
+    from programview_testconnector import TOKEN, FakeApi, config_toml
+
+    from programview.sync import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "clean_mapped", list)  # a validator with a gap
+    api = FakeApi(scopes=("ALPHA",), items=12)
+    api.item("ALPHA", "ALPHA-4")["title"] = {"not": "text"}
+    config = parse_config(
+        config_toml(warehouse_url, "http://fake.test/api", ("ALPHA",)),
+        environ={"TC_TOKEN": TOKEN},
+    )
+    for full in (False, True):
+        result = sync(config, transports={"fake": api.transport()}, full=full)
+        assert result.errors == [] and result.status == "partial" and result.quarantined == 1
+    with engine.connect() as conn:
+        keys = set(conn.execute(sa.text("SELECT item_key FROM work_items")).scalars())
+        errors = conn.execute(sa.text("SELECT error FROM quarantine")).scalars().all()
+        cursor = conn.execute(
+            sa.text("SELECT cursor FROM sync_state WHERE scope = 'ALPHA' AND stream = 'items'")
+        ).scalar()
+    assert keys == {i["key"] for i in api.items["ALPHA"]} - {"ALPHA-4"}
+    assert len(errors) == 2 and all("the database refused the record" in e for e in errors)
+    assert cursor is not None  # the page's cursor moved: the stream goes on

@@ -264,114 +264,174 @@ class PageWriter:
         # lookup and, if anything changed, the writes share one transaction (one pooled
         # connection, one round of checkout and begin). Patches and sticky annotations need
         # the stored payloads themselves (see ``Page.patch`` and ``Stream.sticky``).
-        with db.transaction(self.engine) as conn:
-            sticky = tuple(self.stream.sticky)
-            combines = self.stream.combines
-            if page.patch or sticky or combines:
-                stored = self._stored_payloads(conn, list(by_id))
-                if page.patch:
-                    by_id = {
-                        nid: merge_patch(json.loads(stored[nid]), patch)
-                        for nid, patch in by_id.items()
-                        if nid in stored  # a patch for a record never stored has no base
-                    }
+        bundles: list[_Bundle] = []  # the page's records, one by one (see _write_singly)
+        refused: sa.exc.StatementError | None = None
+        try:
+            with db.transaction(self.engine) as conn:
+                sticky = tuple(self.stream.sticky)
+                combines = self.stream.combines
+                if page.patch or sticky or combines:
+                    stored = self._stored_payloads(conn, list(by_id))
+                    if page.patch:
+                        by_id = {
+                            nid: merge_patch(json.loads(stored[nid]), patch)
+                            for nid, patch in by_id.items()
+                            if nid in stored  # a patch for a record never stored has no base
+                        }
+                    for nid, raw in list(by_id.items()):
+                        if nid not in stored:
+                            continue
+                        previous = json.loads(stored[nid])
+                        keep_sticky(raw, previous, sticky)
+                        if combines:
+                            by_id[nid] = self.stream.combine(previous, raw)
+                    known = {nid: payload_hash(text) for nid, text in stored.items()}
+                texts: dict[str, str] = {}
                 for nid, raw in list(by_id.items()):
-                    if nid not in stored:
-                        continue
-                    previous = json.loads(stored[nid])
-                    keep_sticky(raw, previous, sticky)
-                    if combines:
-                        by_id[nid] = self.stream.combine(previous, raw)
-                known = {nid: payload_hash(text) for nid, text in stored.items()}
-            texts: dict[str, str] = {}
-            for nid, raw in list(by_id.items()):
-                try:
-                    texts[nid] = canonical_json(raw)
-                except (RecursionError, ValueError, TypeError) as exc:
-                    del by_id[nid]  # nested too deep (or circular) to store: quarantined
-                    quarantine.append(
-                        self._quarantine_row(
-                            nid, f"payload cannot be stored as JSON: {_describe(exc)}", raw, now
+                    try:
+                        texts[nid] = canonical_json(raw)
+                    except (RecursionError, ValueError, TypeError) as exc:
+                        del by_id[nid]  # nested too deep (or circular) to store: quarantined
+                        quarantine.append(
+                            self._quarantine_row(
+                                nid, f"payload cannot be stored as JSON: {_describe(exc)}", raw, now
+                            )
                         )
-                    )
-            hashes = {nid: payload_hash(text) for nid, text in texts.items()}
-            if not (page.patch or sticky or combines):
-                known = self._known_hashes(conn, list(by_id))
+                hashes = {nid: payload_hash(text) for nid, text in texts.items()}
+                if not (page.patch or sticky or combines):
+                    known = self._known_hashes(conn, list(by_id))
 
-            # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
-            deletes: list[Replace] = []
-            upserts: dict[str, list[dict[str, Any]]] = {}
-            raw_rows: list[dict[str, Any]] = []
-            for nid, raw in by_id.items():
-                if known.get(nid) == hashes[nid]:
-                    result.skipped += 1
-                    continue
-                try:
-                    mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
-                except QUARANTINE_ERRORS as exc:
-                    quarantine.append(
-                        self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
-                    )
-                    continue
-                for item in mapped:
-                    if isinstance(item, Replace):
-                        deletes.append(item)
-                    else:
-                        upserts.setdefault(item.table, []).append(item.values)
-                raw_rows.append(
-                    {
+                # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
+                deletes: list[Replace] = []
+                upserts: dict[str, list[dict[str, Any]]] = {}
+                raw_rows: list[dict[str, Any]] = []
+                for nid, raw in by_id.items():
+                    if known.get(nid) == hashes[nid]:
+                        result.skipped += 1
+                        continue
+                    try:
+                        mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
+                    except QUARANTINE_ERRORS as exc:
+                        quarantine.append(
+                            self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+                        )
+                        continue
+                    bundle = _Bundle(nid, raw)
+                    for item in mapped:
+                        if isinstance(item, Replace):
+                            deletes.append(item)
+                            bundle.deletes.append(item)
+                        else:
+                            upserts.setdefault(item.table, []).append(item.values)
+                            bundle.upserts.setdefault(item.table, []).append(item.values)
+                    bundle.raw_row = {
                         "source_name": self.source,
                         "stream": self.stream.name,
                         "native_id": nid,
                         "scope": self.scope,
                         "hash": hashes[nid],
-                        "payload": texts[nid],  # compressed below
+                        "payload": texts[nid],  # compressed when written
                         "fetched_at": now,
                     }
-                )
-                result.records += 1
-            result.quarantined = len(quarantine)
+                    raw_rows.append(bundle.raw_row)
+                    bundles.append(bundle)
+                    result.records += 1
+                result.quarantined = len(quarantine)
 
-            cursor_text = None
-            if self.store_cursor and page.cursor is not None:
-                cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
-            cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
-            if not (raw_rows or quarantine or cursor_moved):
-                return result  # nothing changed: nothing written
+                cursor_text = None
+                if self.store_cursor and page.cursor is not None:
+                    cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
+                cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
+                if not (raw_rows or quarantine or cursor_moved):
+                    return result  # nothing changed: nothing written
 
-            # 4. Deletes, upserts, raw payloads, quarantine and cursor commit together. No
-            # need to wait for the disk: a page lost to a database crash takes its cursor
-            # with it and is fetched again.
-            db.async_commit(conn)
-            _apply_deletes(conn, deletes)
-            for table_name, rows in upserts.items():
-                db.upsert(conn, table_name, rows)
-            if raw_rows:
-                blobs = self.codec.encode(
-                    conn, self.source, self.stream.name, [r["payload"] for r in raw_rows]
+                # 4. Deletes, upserts, raw payloads, quarantine and cursor commit together. No
+                # need to wait for the disk: a page lost to a database crash takes its cursor
+                # with it and is fetched again.
+                self._commit(
+                    conn, deletes, upserts, raw_rows, quarantine, cursor_moved, cursor_text
                 )
-                for row, blob in zip(raw_rows, blobs, strict=True):
-                    row["payload"] = blob
-                db.upsert(conn, "raw_payloads", raw_rows)
-            if quarantine:
-                conn.execute(sa.insert(db.table("quarantine")), quarantine)
-            if cursor_moved:
-                db.upsert(
-                    conn,
-                    "sync_state",
-                    [
-                        {
-                            "source_name": self.source,
-                            "scope": self.scope,
-                            "stream": self.stream.name,
-                            "cursor": cursor_text,
-                            "updated_at": now,
-                        }
-                    ],
-                )
+        except sa.exc.StatementError as exc:
+            if not (bundles and _refused_data(exc)):
+                raise
+            refused = exc  # the transaction is rolled back: nothing of the page was written
+        if refused is not None:
+            # The database refused a value the validator let through: find the record(s),
+            # one transaction each, so the rest of the page still lands (and the stream is
+            # not blocked by the same record on every rerun).
+            self.codec = PayloadCodec()  # a dictionary made in the failed attempt is gone
+            self._write_singly(bundles, quarantine, cursor_moved, cursor_text, result, now)
         if cursor_moved:
             self.cursor_text = cursor_text
         return result
+
+    def _commit(
+        self,
+        conn: Connection,
+        deletes: list[Replace],
+        upserts: dict[str, list[dict[str, Any]]],
+        raw_rows: list[dict[str, Any]],
+        quarantine: list[dict[str, Any]],
+        cursor_moved: bool,
+        cursor_text: str | None,
+    ) -> None:
+        db.async_commit(conn)
+        _apply_deletes(conn, deletes)
+        for table_name, rows in upserts.items():
+            db.upsert(conn, table_name, rows)
+        if raw_rows:
+            texts = [r["payload"] for r in raw_rows]
+            blobs = self.codec.encode(conn, self.source, self.stream.name, texts)
+            db.upsert(
+                conn,
+                "raw_payloads",
+                [{**row, "payload": blob} for row, blob in zip(raw_rows, blobs, strict=True)],
+            )
+        if quarantine:
+            conn.execute(sa.insert(db.table("quarantine")), quarantine)
+        if cursor_moved:
+            db.upsert(
+                conn,
+                "sync_state",
+                [
+                    {
+                        "source_name": self.source,
+                        "scope": self.scope,
+                        "stream": self.stream.name,
+                        "cursor": cursor_text,
+                        "updated_at": _now(),
+                    }
+                ],
+            )
+
+    def _write_singly(
+        self,
+        bundles: list[_Bundle],
+        quarantine: list[dict[str, Any]],
+        cursor_moved: bool,
+        cursor_text: str | None,
+        result: PageResult,
+        now: datetime,
+    ) -> None:
+        """Each record of a refused page in its own transaction; those the database refuses
+        are quarantined with its error. The quarantine and the cursor go last, so a crash
+        in between only means the page is fetched again (every write here is an upsert)."""
+        for bundle in bundles:
+            try:
+                with db.transaction(self.engine) as conn:
+                    self._commit(
+                        conn, bundle.deletes, bundle.upserts, [bundle.raw_row], [], False, None
+                    )
+            except sa.exc.StatementError as exc:
+                if not _refused_data(exc):
+                    raise
+                self.codec = PayloadCodec()
+                error = f"the database refused the record: {_describe(exc.orig or exc)}"
+                quarantine.append(self._quarantine_row(bundle.nid, error, bundle.raw, now))
+                result.records -= 1
+        result.quarantined = len(quarantine)
+        with db.transaction(self.engine) as conn:
+            self._commit(conn, [], {}, [], quarantine, cursor_moved, cursor_text)
 
     def remap(self, stored: dict[str, str]) -> PageResult:
         """Map stored raw payloads (native id -> canonical JSON) again and write their rows,
@@ -441,6 +501,35 @@ class PageWriter:
             "payload": quarantine_json(raw),
             "created_at": now,
         }
+
+
+@dataclass
+class _Bundle:
+    """What one record writes (for writing a refused page record by record)."""
+
+    nid: str
+    raw: Any
+    deletes: list[Replace] = field(default_factory=list)
+    upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    raw_row: dict[str, Any] = field(default_factory=dict)
+
+
+def _refused_data(exc: sa.exc.StatementError) -> bool:
+    """Whether the database (or its driver) refused a *value*, not failed: a value too long
+    or out of range, a NUL, a constraint, a value the driver cannot send. Connection loss,
+    lock timeouts and SQL bugs are not data: they abort the page as before."""
+    if isinstance(exc, sa.exc.OperationalError) or getattr(exc, "connection_invalidated", False):
+        return False
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else getattr(exc, "orig", None)
+    if isinstance(orig, TypeError | ValueError | OverflowError | UnicodeError):
+        return True
+    text = str(orig or exc).lower()
+    return any(
+        hint in text
+        for hint in ("cannot adapt", "binding parameter", "not supported", "nul (0x00)")
+    )
 
 
 def _apply_deletes(conn: Connection, deletes: list[Replace]) -> None:
