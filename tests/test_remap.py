@@ -133,3 +133,52 @@ def test_remap_before_any_sync_says_what_to_do(sim: Simulator, tmp_path: Path) -
     assert result.exit_code == 2
     assert "run `programview sync --source sim-jira` once first" in result.output
     assert "Traceback" not in result.output
+
+
+NORMALIZED = (
+    "work_items",
+    "status_changes",
+    "estimate_changes",
+    "sprints",
+    "sprint_items",
+    "releases",
+    "work_item_releases",
+    "dependencies",
+    "people",
+    "worklogs",
+)
+
+
+def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = db.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                name: sorted(tuple(r) for r in conn.execute(sa.select(db.table(name))))
+                for name in NORMALIZED
+            }
+    finally:
+        engine.dispose()
+
+
+def test_remap_with_unchanged_options_gives_the_synced_warehouse_row_for_row(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """Deleted items stay deleted and the freshest copy of a row wins (a sprint closed since
+    the issues that name it were last fetched), exactly as the syncs left them."""
+    org = generate(seed=7, size="small")
+    config = tmp_path / "programview.toml"
+    with serve(org) as running:
+        write_config(config, running, warehouse_url)
+        assert cli(config, "sync").exit_code == 0
+        org.advance(14)  # sprints close, items change
+        gone = next(i for sc in org.scopes_of("jira") for i in org.scope_items(sc))
+        gone.deleted = gone.updated  # and one issue is deleted
+        assert cli(config, "sync", "--full").exit_code == 0  # --full: the deletion check too
+        synced = dump(warehouse_url)
+        deleted = db.table("work_items").c.keys().index("is_deleted")
+        assert any(row[deleted] for row in synced["work_items"])
+        sent = len(running.requests)
+        assert cli(config, "remap").exit_code == 0
+        assert len(running.requests) == sent
+    assert dump(warehouse_url) == synced

@@ -48,6 +48,7 @@ from programview.sync.connector import (
     Connector,
     LiveIds,
     Page,
+    Record,
     Replace,
     Stream,
     SyncOptions,
@@ -455,7 +456,7 @@ class PageWriter:
                 if isinstance(item, Replace):
                     deletes.append(item)
                 else:
-                    upserts.setdefault(item.table, []).append(item.values)
+                    upserts.setdefault(item.table, []).append(_keep_deleted(item))
             result.records += 1
         result.quarantined = len(quarantine)
         with db.transaction(self.engine) as conn:
@@ -501,6 +502,16 @@ class PageWriter:
             "payload": quarantine_json(raw),
             "created_at": now,
         }
+
+
+def _keep_deleted(record: Record) -> dict[str, Any]:
+    """A remapped row's values without ``is_deleted = False``: the deletion check (not the
+    payload) decided that an item is gone, so a remap of its last payload must not bring
+    it back. A mapping that itself marks an item deleted (moved away) still does."""
+    values = record.values
+    if record.table == "work_items" and values.get("is_deleted") is False:
+        return {k: v for k, v in values.items() if k not in ("is_deleted", "deleted_at")}
+    return values
 
 
 @dataclass

@@ -85,7 +85,10 @@ def _remap_source(
     connector: Connector = cls(src, http)
     connector.state = _load_state(engine, src.name)
     connector.prepare_offline()
-    for stream in connector.streams():
+    # Children first, parents last: a parent stream's own full rows (a Jira sprint from the
+    # Agile API) then win over the partial copies children embed (the sprint as an
+    # issue's Sprint field saw it, possibly before it closed), as in the sync that wrote them.
+    for stream in reversed(connector.streams()):
         total = _count(engine, src.name, stream.name)
         done = 0
         for scope, stored in _batches(engine, src.name, stream.name):
