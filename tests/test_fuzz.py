@@ -137,6 +137,10 @@ MAPPERS: dict[str, tuple[Mapper, Callable[[], list[Raw]]]] = {
             + _example("github", "milestones-list.openapi.json")[:1]
         ),
     ),
+    "github_release": (
+        lambda r: gh.map_release(r, "acme/web", "github"),
+        lambda: [f["response"] for f in _example("github", "octokit-release-by-tag.fixture.json")],
+    ),
     "gitlab_issue": (
         lambda r: gl.map_issue(r, "acme/web", GL_SETTINGS),
         lambda: (

@@ -45,9 +45,11 @@ def cli(config: Path, *args: str) -> Result:
     )
 
 
-def write_config(path: Path, sim: Simulator, url: str, options: str = "") -> None:
+def write_config(
+    path: Path, sim: Simulator, url: str, options: str = "", kinds: tuple[str, ...] = ("jira",)
+) -> None:
     """The simulator's config, with ``options`` (TOML inline-table entries) for sim-jira."""
-    text = sim.org.config_toml(sim.base_url, url, "cloud", kinds=["jira"])
+    text = sim.org.config_toml(sim.base_url, url, "cloud", kinds=list(kinds))
     if options:
         default = 'story_points_field = "auto" }'
         assert default in text
@@ -164,12 +166,12 @@ def dump(url: str) -> dict[str, list[tuple[object, ...]]]:
 def test_remap_with_unchanged_options_gives_the_synced_warehouse_row_for_row(
     warehouse_url: str, tmp_path: Path
 ) -> None:
-    """Deleted items stay deleted and the freshest copy of a row wins (a sprint closed since
-    the issues that name it were last fetched), exactly as the syncs left them."""
+    """Every connector: deleted items stay deleted and the freshest copy of a row wins (a
+    sprint closed since the issues that name it were last fetched), as the syncs left them."""
     org = generate(seed=7, size="small")
     config = tmp_path / "programview.toml"
     with serve(org) as running:
-        write_config(config, running, warehouse_url)
+        write_config(config, running, warehouse_url, kinds=("jira", "github", "gitlab"))
         assert cli(config, "sync").exit_code == 0
         org.advance(14)  # sprints close, items change
         gone = next(i for sc in org.scopes_of("jira") for i in org.scope_items(sc))
