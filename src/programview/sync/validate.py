@@ -219,28 +219,56 @@ def _clean_slow(rule: _Rule, value: Any) -> Any:
     return value
 
 
-def _clean_fields(table_name: str, fields: dict[str, Any], *, whole_key: bool) -> dict[str, Any]:
+@lru_cache(maxsize=128)
+def _table(table_name: str) -> tuple[dict[str, _Rule], tuple[str, ...]]:
     try:
-        rules = _rules(table_name)
+        return _rules(table_name), _primary_key(table_name)
     except Exception as exc:
         raise MappingError(str(exc)) from None
-    unknown = [k for k in fields if k not in rules]
-    if unknown:
-        raise MappingError(f"table {table_name!r} has no column(s) {', '.join(unknown)}")
+
+
+def _clean_fields(table_name: str, fields: dict[str, Any], *, whole_key: bool) -> dict[str, Any]:
+    rules, pk = _table(table_name)
     if whole_key:
-        missing = [c for c in _primary_key(table_name) if c not in fields]
+        missing = [c for c in pk if c not in fields]
         if missing:
             raise MappingError(f"{table_name} row lacks its key column(s) {', '.join(missing)}")
     out = {}
+    name = ""
     try:
         for name, value in fields.items():
+            rule = rules.get(name)
+            if rule is None:
+                unknown = [k for k in fields if k not in rules]
+                raise MappingError(f"table {table_name!r} has no column(s) {', '.join(unknown)}")
+            kind = rule.kind
+            # fast paths for what nearly every value is; anything else: _clean_value
             if value is None:
-                if whole_key and rules[name].nullable:
-                    out[name] = None
-                    continue
-                # required; in a Replace's where, None would never match a row
-                raise ValueError("is required but missing (None)")
-            out[name] = _clean_value(rules[name], value)
+                if not (whole_key and rule.nullable):
+                    # required; in a Replace's where, None would never match a row
+                    raise ValueError("is required but missing (None)")
+                out[name] = None
+            elif (
+                (
+                    kind == "text"
+                    and type(value) is str
+                    and not rule.identity
+                    and value.isascii()
+                    and "\x00" not in value
+                    and (rule.length is None or len(value) <= rule.length)
+                )
+                or (kind == "float" and type(value) is float and -MAX_NUMBER <= value <= MAX_NUMBER)
+                or (kind == "bool" and type(value) is bool)
+                or (
+                    kind == "datetime"
+                    and type(value) is datetime
+                    and value.tzinfo is None
+                    and MIN_YEAR <= value.year <= MAX_YEAR
+                )
+            ):
+                out[name] = value  # already what the column takes
+            else:
+                out[name] = _clean_value(rule, value)
     except ValueError as exc:
         raise MappingError(f"{table_name}.{name} {exc}") from None
     return out
