@@ -18,8 +18,9 @@ from programview_testconnector import TOKEN, FakeApi, Fault, config_toml
 from programview import http
 from programview.config import Config, parse_config
 from programview.errors import SchemaOutdated
-from programview.sync.engine import canonical_json, payload_hash, sync
+from programview.sync.engine import canonical_json, payload_hash, payload_key, sync
 from programview.warehouse import db
+from programview.warehouse.payloads import read_text
 
 DATA_TABLES = ("work_items", "dependencies", "status_changes", "sprints", "raw_payloads")
 
@@ -171,7 +172,9 @@ def test_raw_payload_hash_is_the_canonical_json_sha256(
             ),
             {"n": str(raw["id"])},
         ).one()
-    assert json.loads(stored.payload) == raw
+        text = read_text(conn, stored.payload)
+    assert isinstance(stored.payload, bytes) and len(stored.payload) < len(text)  # compressed
+    assert json.loads(text) == raw
     assert stored.hash == payload_hash(canonical_json(raw))
 
 
@@ -344,7 +347,12 @@ def test_record_without_readable_id_is_quarantined(engine: sa.Engine, warehouse_
     assert result.status == "partial"
     with engine.connect() as conn:
         q = conn.execute(sa.text("SELECT native_id, error FROM quarantine")).all()
-    assert len(q) == 1 and q[0].native_id is None and "cannot read the record id" in q[0].error
+    # filed under a stable hash of its payload (the same bad record is recognisably the same)
+    assert len(q) == 1 and "cannot read the record id" in q[0].error
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT payload FROM quarantine")).scalar_one()
+    assert q[0].native_id == payload_key(json.loads(stored))
+    assert q[0].native_id.startswith("sha256:")
 
 
 # --- scopes, deletions, backfill, schema ---------------------------------------------------------

@@ -31,6 +31,7 @@ from programview.sync.connector import (
 from programview.sync.engine import CONNECTOR_SCOPE, CONNECTOR_STATE, sync
 from programview.warehouse import db
 from programview.warehouse.models import row_id
+from programview.warehouse.payloads import read_text
 
 SOURCE = "tk"
 
@@ -201,7 +202,10 @@ def test_first_observation_is_kept_while_the_payload_repeats_it_later(
     assert row.title == "one, renamed"
     assert str(row.started_at).startswith("2026-01-01")  # the first observation survives
     (stored,) = rows(engine, "SELECT payload FROM raw_payloads")
-    assert json.loads(stored.payload)[ANNOTATION]["seen"] == "2026-01-01T00:00:00"
+    assert (
+        json.loads(payload_text(engine, stored.payload))[ANNOTATION]["seen"]
+        == "2026-01-01T00:00:00"
+    )
 
 
 # --- patch pages -----------------------------------------------------------------------------
@@ -236,7 +240,11 @@ def test_patches_merge_into_stored_payloads_and_only_changes_are_mapped(
     (title,) = rows(engine, "SELECT title FROM work_items WHERE native_id = '2'")[0]
     assert title == "two"
     (stored,) = rows(engine, "SELECT payload FROM raw_payloads WHERE native_id = '2'")
-    assert json.loads(stored.payload) == {"id": 2, "title": "two", ANNOTATION: {"points": 5.0}}
+    assert json.loads(payload_text(engine, stored.payload)) == {
+        "id": 2,
+        "title": "two",
+        ANNOTATION: {"points": 5.0},
+    }
 
 
 # --- scope discovery and containers ---------------------------------------------------------
@@ -321,3 +329,9 @@ def test_a_complete_read_is_the_deletion_checks_listing(
     cfg.sync.reconcile_hours = 0  # an incremental read lists nothing whole: it asks
     sync(cfg)
     assert world.listings == 1
+
+
+def payload_text(engine: sa.Engine, blob: bytes) -> str:
+    """A stored (compressed) raw payload as its JSON text."""
+    with engine.connect() as conn:
+        return read_text(conn, blob)

@@ -299,7 +299,7 @@ def test_lookup_finds_only_matching_keys(engine: sa.Engine) -> None:
             "native_id": str(i),
             "scope": "S",
             "hash": f"{src}-{i}",
-            "payload": "{}",
+            "payload": b"{}",
             "fetched_at": datetime(2025, 1, 1),
         }
         for src in ("a", "b")

@@ -37,6 +37,7 @@ from programview.normalize import (
     DEFAULT_TYPE_NAMES,
     blocking_references,
     category_from_labels,
+    label_list,
     parse_date,
     parse_points,
     parse_time,
@@ -107,12 +108,8 @@ def is_pull_request(raw: Raw) -> bool:
 
 
 def label_names(raw: Raw) -> list[str]:
-    out = []
-    for label in raw.get("labels") or []:
-        name = label.get("name") if isinstance(label, dict) else label
-        if isinstance(name, str) and name:
-            out.append(name)
-    return out
+    """Label names (label objects or names; see ``normalize.label_list``)."""
+    return label_list(raw.get("labels"), name_key="name")
 
 
 def due_on_date(value: Any) -> date | None:

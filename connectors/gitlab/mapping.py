@@ -33,6 +33,7 @@ from programview.normalize import (
     DEFAULT_LABEL_TYPES,
     blocking_references,
     category_from_labels,
+    label_list,
     parse_date,
     parse_points,
     parse_time,
@@ -372,7 +373,7 @@ def map_issue(raw: Raw, scope: str, settings: GitLabSettings) -> Out:
     notes = raw.get(ANNOTATION) or {}
     if not isinstance(notes, dict):
         raise MappingError(f"unreadable {ANNOTATION} annotation: {notes!r}")
-    labels = [str(x) for x in raw.get("labels") or [] if isinstance(x, str | int)]
+    labels = label_list(raw.get("labels"), name_key="name")
     category, raw_type = type_of(raw, labels, settings)
     status, raw_status = status_of(raw.get("state"), labels, settings)
     created = parse_time(raw.get("created_at"))

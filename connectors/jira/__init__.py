@@ -65,6 +65,8 @@ DC_AUTH_HINT = (
     "check the personal access token (Profile > Personal Access Tokens): it may be expired "
     "or revoked, or the user may lack the Browse Projects permission"
 )
+#: What ``choose_fields`` reads of a ``/field`` entry (the part of the catalogue kept in state).
+FIELD_KEYS = ("id", "name", "untranslatedName", "custom", "schema", "clauseNames")
 #: Deletion check: per-issue lookups for ids missing from a listing, at most this many.
 MAX_MISSING_LOOKUPS = 200
 
@@ -128,6 +130,24 @@ class JiraConnector(Connector):
                 f"GET {self.api('/field')} did not return a list of fields",
                 source=self.source.name,
             )
+        # kept for ``programview remap``, which picks the fields again without the API
+        self.state["fields"] = [
+            {k: f[k] for k in FIELD_KEYS if k in f} for f in catalogue if isinstance(f, dict)
+        ]
+        self._build_settings(catalogue)
+
+    def prepare_offline(self) -> None:
+        """The mapping settings from the field list the last sync stored (no API call), with
+        the options as configured now (a changed story-points field, type map, overrides)."""
+        catalogue = self.state.get("fields")
+        if not isinstance(catalogue, list):
+            raise ConfigError(
+                f"[{self.source.name}] remap needs the Jira field list a sync stores: run "
+                f"`programview sync --source {self.source.name}` once first"
+            )
+        self._build_settings(catalogue)
+
+    def _build_settings(self, catalogue: list[Any]) -> None:
         choice = choose_fields(catalogue, self.options)
         for warning in choice.warnings:
             log.warning("%s: %s", self.source.name, warning)

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from programview.errors import ConfigError, MappingError
-from programview.normalize import ANNOTATION, parse_date, parse_time, strip_nul
+from programview.normalize import ANNOTATION, label_list, parse_date, parse_time, strip_nul
 from programview.normalize import parse_points as parse_story_points
 from programview.sync.connector import Record, Replace
 from programview.warehouse.models import row_id
@@ -601,9 +601,11 @@ def map_issue(raw: Raw, scope: str, settings: JiraSettings) -> Out:
     source = settings.source
     try:
         native = str(raw["id"])
-        key = str(raw["key"])
+        key = raw["key"]
     except (KeyError, TypeError) as exc:
         raise MappingError(f"issue payload lacks {exc}") from None
+    if not isinstance(key, str) or not key:
+        raise MappingError(f"issue {native} has no usable key: {key!r}")
     fields = raw.get("fields")
     if not isinstance(fields, dict) or not fields:
         raise MappingError(
@@ -695,7 +697,7 @@ def map_issue(raw: Raw, scope: str, settings: JiraSettings) -> Out:
     parent_key = (fields.get("parent") or {}).get("key")
     if not parent_key and fc.epic_link and isinstance(fields.get(fc.epic_link), str):
         parent_key = fields[fc.epic_link]  # Server/DC: "Epic Link" holds the epic's key
-    labels = [str(label) for label in fields.get("labels") or []]
+    labels = label_list(fields.get("labels"))
     points = parse_story_points(fields.get(fc.story_points)) if fc.story_points else None
     out.append(
         Record(

@@ -49,6 +49,7 @@ __all__ = [
     "TypeCategory",
     "blocking_references",
     "category_from_labels",
+    "label_list",
     "merged_map",
     "parse_date",
     "parse_points",
@@ -295,6 +296,32 @@ def category_from_labels(
 
 
 # --- text -----------------------------------------------------------------------------------
+
+
+def label_list(value: Any, *, name_key: str | None = None) -> list[str]:
+    """A payload's labels as clean names. A list of names is the API shape; ``None``
+    entries are skipped, a text value is read as a comma-separated list (``"a,b"`` ->
+    ``["a", "b"]``, the form the warehouse stores them in), and commas inside a name split
+    it, so the stored ``labels`` column never gains empty entries. An entry that is an
+    object (other than ``{name_key: ...}``) or a list raises :class:`MappingError`: the
+    payload is not what the connector expects, and is quarantined rather than stored as
+    the text of an object."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        raise MappingError(f"labels must be a list, got {type(value).__name__}")
+    out: list[str] = []
+    for n, entry in enumerate(value):
+        if name_key is not None and isinstance(entry, dict):
+            entry = entry.get(name_key)
+        if entry is None:
+            continue
+        if isinstance(entry, bool) or not isinstance(entry, str | int | float):
+            raise MappingError(f"label {n + 1} is {type(entry).__name__}, not text")
+        out.extend(p.strip() for p in str(entry).split(",") if p.strip())
+    return out
 
 
 def strip_nul(value: Any) -> Any:

@@ -12,8 +12,15 @@ from programview.config import Config
 from programview.warehouse import db
 
 
-def refresh(config: Config, *, engine: Engine | None = None, as_of: datetime | None = None) -> int:
-    """Run the transform (as of ``as_of``, default now) and deliver queued alert events.
+def refresh(
+    config: Config,
+    *,
+    engine: Engine | None = None,
+    as_of: datetime | None = None,
+    full: bool = False,
+) -> int:
+    """Run the transform (as of ``as_of``, default now; ``full``: closed sprints and releases
+    too, after a remap) and deliver queued alert events.
 
     Returns the number of webhook messages sent (0 when no webhook URL is configured).
     """
@@ -23,7 +30,8 @@ def refresh(config: Config, *, engine: Engine | None = None, as_of: datetime | N
     own = engine is None
     eng = engine if engine is not None else db.create_engine(config.warehouse.url)
     try:
-        run_transform(eng, config, as_of=as_of)
+        # ``full`` only when asked: callers (and test doubles) of the plain form stay unchanged
+        run_transform(eng, config, as_of=as_of, **({"full": True} if full else {}))
         return deliver_alert_events(eng, config)
     finally:
         if own:

@@ -19,6 +19,7 @@ from programview.cli import (  # noqa: F401,E402  (registration side effects)
     db,
     demo,
     export,
+    remap,
     report,
     simulate,
     status,

@@ -196,6 +196,10 @@ class Stream(ABC):
         value: Any = raw
         for part in self.primary_key.split("."):
             value = value[part]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            # None, an object, a list: str() would make "None" or "{...}" a stable id
+            kind = type(value).__name__
+            raise ValueError(f"{self.primary_key} is {kind}, not a string or number")
         return str(value)
 
     @abstractmethod
@@ -304,6 +308,12 @@ class Connector(ABC):
 
     async def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Run once before the streams: check credentials, discover settings (e.g. fields)."""
+
+    def prepare_offline(self) -> None:  # noqa: B027 (optional hook)
+        """Set up what the streams' ``map`` needs from the options and :attr:`state` alone,
+        without any API call (``programview remap`` re-maps stored raw payloads offline).
+        A connector whose ``prepare`` discovers mapping settings keeps what it found in
+        ``state`` so this can rebuild them; raise ``ConfigError`` when it cannot."""
 
     async def scopes(self) -> list[str]:
         """The scopes to sync this run. Default: the configured ones. A connector whose

@@ -56,7 +56,9 @@ from programview.sync.connector import (
     Window,
 )
 from programview.sync.registry import load_connector
+from programview.sync.validate import clean_mapped, clean_text, is_clean_id
 from programview.warehouse import db, runs
+from programview.warehouse.payloads import PayloadCodec
 
 log = logging.getLogger("programview.sync")
 #: one line per finished stream (see ``_Run._report``)
@@ -74,7 +76,14 @@ QUARANTINE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     AttributeError,
     ArithmeticError,
+    RecursionError,  # a payload nested thousands of levels deep
 )
+#: How deep a quarantined payload is kept (deeper levels are replaced by a marker): a payload
+#: nested thousands of levels cannot even be serialised, yet its quarantine row must be.
+QUARANTINE_DEPTH = 100
+
+#: ``raw_payloads.native_id`` and ``quarantine.native_id`` hold this many characters.
+NATIVE_ID_LENGTH = 200
 
 #: ``sync_state.stream`` value that remembers when a scope's deletions were last reconciled.
 RECONCILE_STATE = "__reconcile__"
@@ -116,7 +125,38 @@ def canonical_json(raw: Any) -> str:
 
 
 def payload_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the canonical text. ``surrogatepass``: a lone surrogate in an API's JSON
+    (``"\\ud800"``) must not crash the hash; for valid text this is plain UTF-8."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _pruned(value: Any, depth: int) -> Any:
+    """``value`` with containers deeper than ``depth`` replaced by a marker string."""
+    if isinstance(value, dict):
+        if depth <= 0:
+            return "<nested deeper than this: cut>"
+        return {str(k): _pruned(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if depth <= 0:
+            return "<nested deeper than this: cut>"
+        return [_pruned(v, depth - 1) for v in value]
+    return value
+
+
+def quarantine_json(raw: Any) -> str:
+    """JSON text of any payload that every database accepts: non-ASCII escaped (lone
+    surrogates and NUL included), levels deeper than ``QUARANTINE_DEPTH`` cut."""
+    try:
+        return json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    except (RecursionError, ValueError, TypeError):
+        pruned = _pruned(raw, QUARANTINE_DEPTH)
+        return json.dumps(pruned, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def payload_key(raw: Any) -> str:
+    """The quarantine id of a record whose own id cannot be read: a stable hash of its
+    payload, so the same bad record quarantined twice is recognisably the same."""
+    return "sha256:" + payload_hash(quarantine_json(raw))
 
 
 def _now() -> datetime:
@@ -195,8 +235,18 @@ class PageWriter:
         self.cursor_text = cursor_text
         #: the ``sync_state.stream`` the cursor goes to: a backfill keeps its own
         self.state_stream = state_stream or stream.name
+        #: Compresses raw payloads (with the stream's preset dictionary, once it has one).
+        self.codec = PayloadCodec()
 
     def write(self, page: Page) -> PageResult:
+        try:
+            return self._write(page)
+        except BaseException:
+            # a dictionary the codec created in the failed transaction is gone with it
+            self.codec = PayloadCodec()
+            raise
+
+    def _write(self, page: Page) -> PageResult:
         result = PageResult()
         now = _now()
         quarantine: list[dict[str, Any]] = []
@@ -206,10 +256,13 @@ class PageWriter:
         for raw in page.records:
             try:
                 native_id = self.stream.native_id(raw)
+                why = is_clean_id(native_id, NATIVE_ID_LENGTH)
+                if why:
+                    raise ValueError(f"the id {why}")
             except Exception as exc:  # noqa: BLE001 - any failure to read the id is data
                 quarantine.append(
                     self._quarantine_row(
-                        None,
+                        payload_key(raw),
                         f"cannot read the record id ({self.stream.primary_key}): {exc!r}",
                         raw,
                         now,
@@ -223,99 +276,206 @@ class PageWriter:
         # lookup and, if anything changed, the writes share one transaction (one pooled
         # connection, one round of checkout and begin). Patches and sticky annotations need
         # the stored payloads themselves (see ``Page.patch`` and ``Stream.sticky``).
-        with db.transaction(self.engine) as conn:
-            sticky = tuple(self.stream.sticky)
-            combines = self.stream.combines
-            if page.patch or sticky or combines:
-                stored = self._stored_payloads(conn, list(by_id))
-                if page.patch:
-                    by_id = {
-                        nid: merge_patch(json.loads(stored[nid]), patch)
-                        for nid, patch in by_id.items()
-                        if nid in stored  # a patch for a record never stored has no base
-                    }
+        bundles: list[_Bundle] = []  # the page's records, one by one (see _write_singly)
+        refused: sa.exc.StatementError | None = None
+        try:
+            with db.transaction(self.engine) as conn:
+                sticky = tuple(self.stream.sticky)
+                combines = self.stream.combines
+                if page.patch or sticky or combines:
+                    stored = self._stored_payloads(conn, list(by_id))
+                    if page.patch:
+                        by_id = {
+                            nid: merge_patch(json.loads(stored[nid]), patch)
+                            for nid, patch in by_id.items()
+                            if nid in stored  # a patch for a record never stored has no base
+                        }
+                    for nid, raw in list(by_id.items()):
+                        if nid not in stored:
+                            continue
+                        previous = json.loads(stored[nid])
+                        keep_sticky(raw, previous, sticky)
+                        if combines:
+                            by_id[nid] = self.stream.combine(previous, raw)
+                    known = {nid: payload_hash(text) for nid, text in stored.items()}
+                texts: dict[str, str] = {}
                 for nid, raw in list(by_id.items()):
-                    if nid not in stored:
-                        continue
-                    previous = json.loads(stored[nid])
-                    keep_sticky(raw, previous, sticky)
-                    if combines:
-                        by_id[nid] = self.stream.combine(previous, raw)
-                known = {nid: payload_hash(text) for nid, text in stored.items()}
-            texts = {nid: canonical_json(raw) for nid, raw in by_id.items()}
-            hashes = {nid: payload_hash(text) for nid, text in texts.items()}
-            if not (page.patch or sticky or combines):
-                known = self._known_hashes(conn, list(by_id))
+                    try:
+                        texts[nid] = canonical_json(raw)
+                    except (RecursionError, ValueError, TypeError) as exc:
+                        del by_id[nid]  # nested too deep (or circular) to store: quarantined
+                        quarantine.append(
+                            self._quarantine_row(
+                                nid, f"payload cannot be stored as JSON: {_describe(exc)}", raw, now
+                            )
+                        )
+                hashes = {nid: payload_hash(text) for nid, text in texts.items()}
+                if not (page.patch or sticky or combines):
+                    known = self._known_hashes(conn, list(by_id))
 
-            # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
-            deletes: list[Replace] = []
-            upserts: dict[str, list[dict[str, Any]]] = {}
-            raw_rows: list[dict[str, Any]] = []
-            for nid, raw in by_id.items():
-                if known.get(nid) == hashes[nid]:
-                    result.skipped += 1
-                    continue
-                try:
-                    mapped = list(self.stream.map(raw, self.scope))
-                    _validate(mapped)
-                except QUARANTINE_ERRORS as exc:
-                    quarantine.append(
-                        self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
-                    )
-                    continue
-                for item in mapped:
-                    if isinstance(item, Replace):
-                        deletes.append(item)
-                    else:
-                        upserts.setdefault(item.table, []).append(item.values)
-                raw_rows.append(
-                    {
+                # 3. Map the rest; a payload the mapping rejects is quarantined, not fatal.
+                deletes: list[Replace] = []
+                upserts: dict[str, list[dict[str, Any]]] = {}
+                raw_rows: list[dict[str, Any]] = []
+                for nid, raw in by_id.items():
+                    if known.get(nid) == hashes[nid]:
+                        result.skipped += 1
+                        continue
+                    try:
+                        mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
+                    except QUARANTINE_ERRORS as exc:
+                        quarantine.append(
+                            self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+                        )
+                        continue
+                    bundle = _Bundle(nid, raw)
+                    for item in mapped:
+                        if isinstance(item, Replace):
+                            deletes.append(item)
+                            bundle.deletes.append(item)
+                        else:
+                            upserts.setdefault(item.table, []).append(item.values)
+                            bundle.upserts.setdefault(item.table, []).append(item.values)
+                    bundle.raw_row = {
                         "source_name": self.source,
                         "stream": self.stream.name,
                         "native_id": nid,
                         "scope": self.scope,
                         "hash": hashes[nid],
-                        "payload": texts[nid],
+                        "payload": texts[nid],  # compressed when written
                         "fetched_at": now,
                     }
+                    raw_rows.append(bundle.raw_row)
+                    bundles.append(bundle)
+                    result.records += 1
+                result.quarantined = len(quarantine)
+
+                cursor_text = None
+                if self.store_cursor and page.cursor is not None:
+                    cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
+                cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
+                if not (raw_rows or quarantine or cursor_moved):
+                    return result  # nothing changed: nothing written
+
+                # 4. Deletes, upserts, raw payloads, quarantine and cursor commit together. No
+                # need to wait for the disk: a page lost to a database crash takes its cursor
+                # with it and is fetched again.
+                self._commit(
+                    conn, deletes, upserts, raw_rows, quarantine, cursor_moved, cursor_text
                 )
-                result.records += 1
-            result.quarantined = len(quarantine)
+        except sa.exc.StatementError as exc:
+            if not (bundles and _refused_data(exc)):
+                raise
+            refused = exc  # the transaction is rolled back: nothing of the page was written
+        if refused is not None:
+            # The database refused a value the validator let through: find the record(s),
+            # one transaction each, so the rest of the page still lands (and the stream is
+            # not blocked by the same record on every rerun).
+            self.codec = PayloadCodec()  # a dictionary made in the failed attempt is gone
+            self._write_singly(bundles, quarantine, cursor_moved, cursor_text, result, now)
+        if cursor_moved:
+            self.cursor_text = cursor_text
+        return result
 
-            cursor_text = None
-            if self.store_cursor and page.cursor is not None:
-                cursor_text = json.dumps(page.cursor, sort_keys=True, default=str)
-            cursor_moved = cursor_text is not None and cursor_text != self.cursor_text
-            if not (raw_rows or quarantine or cursor_moved):
-                return result  # nothing changed: nothing written
+    def _commit(
+        self,
+        conn: Connection,
+        deletes: list[Replace],
+        upserts: dict[str, list[dict[str, Any]]],
+        raw_rows: list[dict[str, Any]],
+        quarantine: list[dict[str, Any]],
+        cursor_moved: bool,
+        cursor_text: str | None,
+    ) -> None:
+        db.async_commit(conn)
+        _apply_deletes(conn, deletes)
+        for table_name, rows in upserts.items():
+            db.upsert(conn, table_name, rows)
+        if raw_rows:
+            texts = [r["payload"] for r in raw_rows]
+            blobs = self.codec.encode(conn, self.source, self.stream.name, texts)
+            db.upsert(
+                conn,
+                "raw_payloads",
+                [{**row, "payload": blob} for row, blob in zip(raw_rows, blobs, strict=True)],
+            )
+        if quarantine:
+            conn.execute(sa.insert(db.table("quarantine")), quarantine)
+        if cursor_moved:
+            db.upsert(
+                conn,
+                "sync_state",
+                [
+                    {
+                        "source_name": self.source,
+                        "scope": self.scope,
+                        "stream": self.state_stream,
+                        "cursor": cursor_text,
+                        "updated_at": _now(),
+                    }
+                ],
+            )
 
-            # 4. Deletes, upserts, raw payloads, quarantine and cursor commit together. No
-            # need to wait for the disk: a page lost to a database crash takes its cursor
-            # with it and is fetched again.
-            db.async_commit(conn)
+    def _write_singly(
+        self,
+        bundles: list[_Bundle],
+        quarantine: list[dict[str, Any]],
+        cursor_moved: bool,
+        cursor_text: str | None,
+        result: PageResult,
+        now: datetime,
+    ) -> None:
+        """Each record of a refused page in its own transaction; those the database refuses
+        are quarantined with its error. The quarantine and the cursor go last, so a crash
+        in between only means the page is fetched again (every write here is an upsert)."""
+        for bundle in bundles:
+            try:
+                with db.transaction(self.engine) as conn:
+                    self._commit(
+                        conn, bundle.deletes, bundle.upserts, [bundle.raw_row], [], False, None
+                    )
+            except sa.exc.StatementError as exc:
+                if not _refused_data(exc):
+                    raise
+                self.codec = PayloadCodec()
+                error = f"the database refused the record: {_describe(exc.orig or exc)}"
+                quarantine.append(self._quarantine_row(bundle.nid, error, bundle.raw, now))
+                result.records -= 1
+        result.quarantined = len(quarantine)
+        with db.transaction(self.engine) as conn:
+            self._commit(conn, [], {}, [], quarantine, cursor_moved, cursor_text)
+
+    def remap(self, stored: dict[str, str]) -> PageResult:
+        """Map stored raw payloads (native id -> canonical JSON) again and write their rows,
+        one transaction (``programview remap``). Raw payloads and cursors stay as they are;
+        a payload the mapping now rejects is quarantined and keeps its previous rows."""
+        result = PageResult()
+        now = _now()
+        quarantine: list[dict[str, Any]] = []
+        deletes: list[Replace] = []
+        upserts: dict[str, list[dict[str, Any]]] = {}
+        for nid, text in stored.items():
+            raw = json.loads(text)
+            try:
+                mapped = clean_mapped(list(self.stream.map(raw, self.scope)))
+            except QUARANTINE_ERRORS as exc:
+                quarantine.append(
+                    self._quarantine_row(nid, f"{type(exc).__name__}: {exc}", raw, now)
+                )
+                continue
+            for item in mapped:
+                if isinstance(item, Replace):
+                    deletes.append(item)
+                else:
+                    upserts.setdefault(item.table, []).append(_keep_deleted(item))
+            result.records += 1
+        result.quarantined = len(quarantine)
+        with db.transaction(self.engine) as conn:
             _apply_deletes(conn, deletes)
             for table_name, rows in upserts.items():
                 db.upsert(conn, table_name, rows)
-            if raw_rows:
-                db.upsert(conn, "raw_payloads", raw_rows)
             if quarantine:
                 conn.execute(sa.insert(db.table("quarantine")), quarantine)
-            if cursor_moved:
-                db.upsert(
-                    conn,
-                    "sync_state",
-                    [
-                        {
-                            "source_name": self.source,
-                            "scope": self.scope,
-                            "stream": self.state_stream,
-                            "cursor": cursor_text,
-                            "updated_at": now,
-                        }
-                    ],
-                )
-        if cursor_moved:
-            self.cursor_text = cursor_text
         return result
 
     def _known_hashes(self, conn: Connection, ids: list[str]) -> dict[str, str]:
@@ -329,7 +489,8 @@ class PageWriter:
         )
 
     def _stored_payloads(self, conn: Connection, ids: list[str]) -> dict[str, str]:
-        return db.lookup(
+        """Stored payloads as canonical JSON text, by native id."""
+        found = db.lookup(
             conn,
             "raw_payloads",
             {"source_name": self.source, "stream": self.stream.name},
@@ -337,6 +498,7 @@ class PageWriter:
             ids,
             "payload",
         )
+        return dict(zip(found, self.codec.decode(conn, found.values()), strict=True))
 
     def _quarantine_row(
         self, native_id: str | None, error: str, raw: Any, now: datetime
@@ -347,25 +509,49 @@ class PageWriter:
             "stream": self.stream.name,
             "scope": self.scope,
             "native_id": native_id,
-            "error": error[:4000],
-            "payload": canonical_json(raw),
+            "error": clean_text(error)[:4000],
+            "payload": quarantine_json(raw),
             "created_at": now,
         }
 
 
-def _validate(mapped: Sequence[Any]) -> None:
-    """Catch a mapping that returns rows the warehouse cannot take, before any write."""
-    for item in mapped:
-        if not isinstance(item, Record | Replace):
-            raise MappingError(f"map() returned {type(item).__name__}, not Record or Replace")
-        try:
-            columns = db.column_names(item.table)
-        except Exception as exc:
-            raise MappingError(str(exc)) from None
-        fields = item.values if isinstance(item, Record) else item.where
-        unknown = [k for k in fields if k not in columns]
-        if unknown:
-            raise MappingError(f"table {item.table!r} has no column(s) {', '.join(unknown)}")
+def _keep_deleted(record: Record) -> dict[str, Any]:
+    """A remapped row's values without ``is_deleted = False``: the deletion check (not the
+    payload) decided that an item is gone, so a remap of its last payload must not bring
+    it back. A mapping that itself marks an item deleted (moved away) still does."""
+    values = record.values
+    if record.table == "work_items" and values.get("is_deleted") is False:
+        return {k: v for k, v in values.items() if k not in ("is_deleted", "deleted_at")}
+    return values
+
+
+@dataclass
+class _Bundle:
+    """What one record writes (for writing a refused page record by record)."""
+
+    nid: str
+    raw: Any
+    deletes: list[Replace] = field(default_factory=list)
+    upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    raw_row: dict[str, Any] = field(default_factory=dict)
+
+
+def _refused_data(exc: sa.exc.StatementError) -> bool:
+    """Whether the database (or its driver) refused a *value*, not failed: a value too long
+    or out of range, a NUL, a constraint, a value the driver cannot send. Connection loss,
+    lock timeouts and SQL bugs are not data: they abort the page as before."""
+    if isinstance(exc, sa.exc.OperationalError) or getattr(exc, "connection_invalidated", False):
+        return False
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else getattr(exc, "orig", None)
+    if isinstance(orig, TypeError | ValueError | OverflowError | UnicodeError):
+        return True
+    text = str(orig or exc).lower()
+    return any(
+        hint in text
+        for hint in ("cannot adapt", "binding parameter", "not supported", "nul (0x00)")
+    )
 
 
 def _apply_deletes(conn: Connection, deletes: list[Replace]) -> None:

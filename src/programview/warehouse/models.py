@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -275,9 +276,23 @@ class RawPayload(Base):
     stream: Mapped[str] = mapped_column(String(100), primary_key=True)
     native_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     scope: Mapped[str] = mapped_column(String(300))
-    hash: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical JSON text
+    #: The canonical JSON, zlib-compressed (format: ``programview.warehouse.payloads``).
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     fetched_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PayloadDictionary(Base):
+    """A zlib preset dictionary for one source's stream: a sample of its payloads, so each
+    stored payload compresses against what the stream's payloads have in common. Never
+    changed once written (``raw_payloads`` rows name it by id)."""
+
+    __tablename__ = "payload_dictionaries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_name: Mapped[str] = mapped_column(String(100))
+    stream: Mapped[str] = mapped_column(String(100))
+    dictionary: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Quarantine(Base):
