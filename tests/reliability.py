@@ -175,9 +175,7 @@ class Killed:
     returncode: int | None
 
 
-def sync_killed_after(
-    sim: Simulator, config: Path, requests: int, timeout: float = 300
-) -> Killed:
+def sync_killed_after(sim: Simulator, config: Path, requests: int, timeout: float = 300) -> Killed:
     """Start ``programview sync`` and SIGKILL it once the simulator has answered ``requests``
     more requests: a crash at a point chosen by request count (deterministic per seed) rather
     than by wall time (which depends on how busy the machine is)."""

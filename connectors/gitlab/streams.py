@@ -78,9 +78,10 @@ class Issues(GitLabStream):
     and the issues inside the lookback window below it (an overlap issue that comes back
     unchanged costs no event request), plus ``iterations`` and ``group_milestones``: what the
     committed issues are in, so a run killed before the sprints and milestones streams still
-    creates those sprints and releases on the rerun. Offset paging can skip an issue at a page boundary when
-    an earlier one is edited while we page; that shows as an issue coming back with a newer
-    ``updated_at``, and then the final cursor goes back to the oldest ``updated_at`` of the run.
+    creates those sprints and releases on the rerun. Offset paging can skip an issue at a
+    page boundary when an earlier one is edited while we page; that shows as an issue coming
+    back with a newer ``updated_at``, and then the final cursor goes back to the oldest
+    ``updated_at`` of the run.
     """
 
     name = "issues"
