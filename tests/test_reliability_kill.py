@@ -76,8 +76,8 @@ class Clean:
 _clean: dict[str, Clean] = {}
 
 
-def configure(sim: Simulator, target: Target, where: Path) -> Path:
-    url = f"sqlite:///{where / 'warehouse.db'}"
+def configure(sim: Simulator, target: Target, where: Path, url: str | None = None) -> Path:
+    url = url or f"sqlite:///{where / 'warehouse.db'}"
     db.upgrade(url)
     scopes = list(target.scopes) if target.scopes is not None else None
     return write_config(sim, where / "pv.toml", url, target.kind, target.deployment, scopes)
@@ -123,6 +123,33 @@ def test_a_rerun_after_kill_9_equals_a_clean_sync(
     rerun = run_cli(config, "sync")
     assert rerun.returncode == 0, f"killed after {at} requests; rerun: {rerun.stderr}"
     got = table_checksums(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    assert got == clean.checksums, (
+        f"killed after {at}/{clean.requests} requests, the rerun differs from a clean sync: "
+        + checksum_diff(got, clean.checksums)
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_on_postgresql_a_rerun_after_kill_9_equals_a_clean_sync(
+    sim: Simulator,
+    target: Target,
+    pg_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """One seeded point per connector on PostgreSQL (same clean reference: the checksums are
+    database-independent)."""
+    clean = clean_sync(sim, target, tmp_path_factory)
+    at = random.Random(f"kill-pg:{target.name}").randint(1, max(1, clean.requests - 2))
+    config = configure(sim, target, tmp_path, pg_url)
+
+    killed = sync_killed_after(sim, config, at)
+    assert killed.killed, f"the sync finished before request {at} of {clean.requests}"
+
+    rerun = run_cli(config, "sync")
+    assert rerun.returncode == 0, f"killed after {at} requests; rerun: {rerun.stderr}"
+    got = table_checksums(pg_url)
     assert got == clean.checksums, (
         f"killed after {at}/{clean.requests} requests, the rerun differs from a clean sync: "
         + checksum_diff(got, clean.checksums)
