@@ -103,22 +103,51 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Target:
+    """One connector (and deployment) as the suite syncs it: few scopes, to stay quick."""
+
+    kind: str
+    deployment: str = "cloud"
+    scopes: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.deployment == "cloud" else f"{self.kind}-{self.deployment}"
+
+    @property
+    def api(self) -> str:
+        """The simulator API of its fault rules."""
+        return "jira-dc" if self.deployment == "datacenter" else self.kind
+
+
+JIRA = Target("jira", scopes=("PAY", "RISK"))
+JIRA_DC = Target("jira", "datacenter", scopes=("PAY", "RISK"))
+GITHUB = Target("github", scopes=("acme/pay-sdk", "acme/web"))
+#: GitLab reads every changed issue's resource events: one project keeps it short.
+GITLAB = Target("gitlab", scopes=("acme/data/etl",))
+
+
+def config_text(
+    sim: Simulator, target: Target, url: str, sync_keys: dict[str, str] | None = None
+) -> str:
+    """A config for one connector of the simulator, with only the target's scopes."""
+    text = sim.org.config_toml(sim.base_url, url, target.deployment, kinds=[target.kind])
+    if target.scopes is not None:
+        text = _keep_scopes(text, list(target.scopes))
+    extra = "".join(f"{k} = {v}\n" for k, v in (sync_keys or {}).items())
+    return text.replace("[sync]\n", "[sync]\n" + extra, 1)
+
+
 def write_config(
     sim: Simulator,
     path: Path,
     url: str,
-    kind: str,
-    deployment: str = "cloud",
-    scopes: list[str] | None = None,
+    target: Target,
     sync_keys: dict[str, str] | None = None,
 ) -> Path:
-    """A config file for one connector of the simulator (``scopes``: keep only those)."""
-    text = sim.org.config_toml(sim.base_url, url, deployment, kinds=[kind])
-    if scopes is not None:
-        text = _keep_scopes(text, scopes)
-    extra = "".join(f"{k} = {v}\n" for k, v in (sync_keys or {}).items())
-    text = text.replace("[sync]\n", "[sync]\n" + extra, 1)
-    path.write_text(text)
+    """The config file of :func:`config_text`."""
+    path.write_text(config_text(sim, target, url, sync_keys))
     return path
 
 

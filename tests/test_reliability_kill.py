@@ -21,6 +21,11 @@ from pathlib import Path
 
 import pytest
 from reliability import (
+    GITHUB,
+    GITLAB,
+    JIRA,
+    JIRA_DC,
+    Target,
     checksum_diff,
     run_cli,
     sync_killed_after,
@@ -38,27 +43,9 @@ FULL = os.environ.get("PROGRAMVIEW_RELIABILITY_FULL") == "1"
 KILL_POINTS = 20 if FULL else 3
 
 
-@dataclass(frozen=True)
-class Target:
-    """One connector (and deployment) as the suite syncs it: few scopes, to stay quick."""
-
-    kind: str
-    deployment: str = "cloud"
-    scopes: tuple[str, ...] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.kind if self.deployment == "cloud" else f"{self.kind}-{self.deployment}"
-
-
-TARGETS = [
-    Target("jira", scopes=("PAY", "RISK")),
-    Target("github", scopes=("acme/pay-sdk", "acme/web")),
-    # GitLab reads every changed issue's resource events: one project keeps it short.
-    Target("gitlab", scopes=("acme/data/etl",)),
-]
+TARGETS = [JIRA, GITHUB, GITLAB]
 if FULL:
-    TARGETS.append(Target("jira", "datacenter", scopes=("PAY", "RISK")))
+    TARGETS.append(JIRA_DC)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +66,7 @@ _clean: dict[str, Clean] = {}
 def configure(sim: Simulator, target: Target, where: Path, url: str | None = None) -> Path:
     url = url or f"sqlite:///{where / 'warehouse.db'}"
     db.upgrade(url)
-    scopes = list(target.scopes) if target.scopes is not None else None
-    return write_config(sim, where / "pv.toml", url, target.kind, target.deployment, scopes)
+    return write_config(sim, where / "pv.toml", url, target)
 
 
 def clean_sync(sim: Simulator, target: Target, tmp_path_factory: pytest.TempPathFactory) -> Clean:
