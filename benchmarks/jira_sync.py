@@ -68,7 +68,6 @@ def _simulator(conn: Connection, seed: int, size: str, deployment: str, db_url: 
     org = generate(seed=seed, size=size)
     cloud = deployment == "cloud"
     search_page = jira_api.SEARCH_PAGE_CAP if cloud else jira_api.DC_SEARCH_MAX
-    listing_page = jira_api.SEARCH_MAX_RESULTS if cloud else jira_api.DC_SEARCH_MAX
     minimum: Counter[str] = Counter()
     unchanged: Counter[str] = Counter()
     items = 0
@@ -97,7 +96,7 @@ def _simulator(conn: Connection, seed: int, size: str, deployment: str, db_url: 
         unchanged["search"] += max(1, math.ceil(len(window) / search_page))
         minimum["changelog"] += math.ceil(truncated / 1000)
         minimum["worklog"] += long_worklogs
-        minimum["reconcile"] += max(1, math.ceil(len(live) / listing_page)) + (1 if cloud else 0)
+        # No deletion listing: the full read of the issues is the deletion check.
     for counter in (minimum, unchanged):
         counter["discovery"] = 2  # /myself, /field
     minimum["discovery"] += 1  # /status, once issues are mapped
