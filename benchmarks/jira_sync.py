@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--size", default="large", choices=("small", "medium", "large"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--deployment", default="cloud", choices=("cloud", "datacenter"))
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="[sync] concurrency (default: the config's)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -205,7 +208,10 @@ def main() -> None:
                 f"{info['items']} issues; warehouse {kind}; simulator ready in "
                 f"{time.perf_counter() - started:.1f} s"
             )
-            config = parse_config(info["config"], environ=TOKENS.env())
+            text = info["config"]
+            if args.concurrency is not None:
+                text = text.replace("concurrency = 4", f"concurrency = {args.concurrency}", 1)
+            config = parse_config(text, environ=TOKENS.env())
             baseline = _rss_mb()
 
             t0 = time.perf_counter()

@@ -836,6 +836,9 @@ class _Run:
                             stats.skipped += done.skipped
                             stats.quarantined += done.quarantined
                             self.progress.page(src, scope, stream.name, len(page.records))
+                            # Written: let it go before the next page is fetched and parsed,
+                            # so one scope holds one page, not two (peak memory).
+                            del page
                 except Exception as exc:
                     stats.status, stats.error = "failed", _error(src, "", exc)
                     self.errors.append(_error(src, f"{scope} {stream.name}", exc))
