@@ -190,7 +190,7 @@ def main() -> None:
         _run(bench, env, args.timeout)
         _sync_figures(bench)
     _run(load, pg_env, args.timeout)
-    _run(transform, env, args.timeout)
+    _run(transform, pg_env, args.timeout)
     total_s = sum(b.seconds for b in [*syncs, load, transform])
 
     lines = [
