@@ -29,3 +29,26 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def warehouse_bytes(url: str) -> int | None:
+    """Bytes on disk of a SQLite warehouse (file and WAL), or the PostgreSQL database size."""
+    engine = sa.create_engine(db.normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+                size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+                return int(pages) * int(size)
+            return int(
+                conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
+            )
+    finally:
+        engine.dispose()
+
+
+def bytes_line(url: str, items: int) -> str:
+    """``warehouse N MB, B bytes per work item`` for the benchmarks' reports."""
+    total = warehouse_bytes(url) or 0
+    return f"  warehouse   {total / 1e6:,.1f} MB, {total / max(items, 1):,.0f} bytes per work item"

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _scratch import postgres_database
+from _scratch import bytes_line, postgres_database
 
 from programview.config import parse_config
 from programview.sync.engine import RunResult, sync
@@ -204,6 +204,7 @@ def main() -> None:
             print(
                 f"  peak RSS    {_rss_mb():,.0f} MB (process before the sync: {baseline:,.0f} MB)"
             )
+            print(bytes_line(url, info["items"]))
 
             unchanged = {"probes": 2, "per repository and stream": 4 * info["repos"]}
             for n in (1, 2):

@@ -37,7 +37,7 @@ from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _scratch import postgres_database
+from _scratch import bytes_line, postgres_database
 
 from programview.config import parse_config
 from programview.sync.engine import RunResult, sync
@@ -50,7 +50,7 @@ LOOKBACK = timedelta(minutes=10)
 PER_ISSUE = 5
 
 
-def _simulator(conn: Connection, seed: int, size: str) -> None:
+def _simulator(conn: Connection, seed: int, size: str, latency_ms: float = 0) -> None:
     """Child process: generate, work out the minimum requests, serve until told to stop."""
     from programview.simulator.generator import generate
     from programview.simulator.server import serve
@@ -85,7 +85,7 @@ def _simulator(conn: Connection, seed: int, size: str) -> None:
             need += 3 + max(1, math.ceil(window / PAGE))
         return need
 
-    with serve(org) as sim:
+    with serve(org, latency_ms=latency_ms) as sim:
         sim.app.limiters["gitlab"].limit = 10**9  # measure our pace, not the sim's minute
         conn.send(
             {
@@ -168,10 +168,26 @@ def _report(
     )
 
 
+def _floor_line(seconds: float, minimum: dict[str, int], latency_ms: float, conc: int) -> None:
+    """With latency: the full sync's wall time against the network floor (minimum requests x
+    latency / concurrency; target <= 1.2x)."""
+    if not latency_ms:
+        return
+    need = sum(minimum.values())
+    floor = need * latency_ms / 1000 / conc
+    print(
+        f"  at {latency_ms:.0f} ms latency: {seconds:.1f} s; network floor {floor:.1f} s "
+        f"(minimum {need} requests x latency / concurrency {conc}): {seconds / floor:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", default="large", choices=("small", "medium", "large"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added to every simulator answer"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -179,7 +195,7 @@ def main() -> None:
 
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    child = ctx.Process(target=_simulator, args=(theirs, args.seed, args.size))
+    child = ctx.Process(target=_simulator, args=(theirs, args.seed, args.size, args.latency_ms))
     started = time.perf_counter()
     child.start()
     try:
@@ -204,6 +220,8 @@ def main() -> None:
             print(f"  throughput  {info['items'] / full_s:,.0f} work items/s")
             before = f"(process before the sync: {baseline:,.0f} MB)"
             print(f"  peak RSS    {_rss_mb():,.0f} MB {before}")
+            print(bytes_line(url, info["items"]))
+            _floor_line(full_s, info["minimum"], args.latency_ms, config.sync.concurrency)
 
             quiet = parse_config(info["config"].replace("URL", url), environ=TOKENS.env())
             ours.send(("clear", None))

@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import parse_qs
 
-from _scratch import postgres_database
+from _scratch import bytes_line, postgres_database
 
 from programview.config import parse_config
 from programview.sync.engine import RunResult, sync
@@ -59,7 +59,9 @@ def _endpoint(method: str, path: str, query: str) -> str:
     return f"{method} {'/'.join(parts)}" + (" (ids only)" if ids_only else "")
 
 
-def _simulator(conn: Connection, seed: int, size: str, deployment: str, db_url: str) -> None:
+def _simulator(
+    conn: Connection, seed: int, size: str, deployment: str, db_url: str, latency_ms: float = 0
+) -> None:
     """Child process: generate, work out the minimum requests, serve until told to stop."""
     from programview.simulator import jira_api
     from programview.simulator.generator import generate
@@ -68,7 +70,6 @@ def _simulator(conn: Connection, seed: int, size: str, deployment: str, db_url: 
     org = generate(seed=seed, size=size)
     cloud = deployment == "cloud"
     search_page = jira_api.SEARCH_PAGE_CAP if cloud else jira_api.DC_SEARCH_MAX
-    listing_page = jira_api.SEARCH_MAX_RESULTS if cloud else jira_api.DC_SEARCH_MAX
     minimum: Counter[str] = Counter()
     unchanged: Counter[str] = Counter()
     items = 0
@@ -97,11 +98,11 @@ def _simulator(conn: Connection, seed: int, size: str, deployment: str, db_url: 
         unchanged["search"] += max(1, math.ceil(len(window) / search_page))
         minimum["changelog"] += math.ceil(truncated / 1000)
         minimum["worklog"] += long_worklogs
-        minimum["reconcile"] += max(1, math.ceil(len(live) / listing_page)) + (1 if cloud else 0)
+        # No deletion listing: the full read of the issues is the deletion check.
     for counter in (minimum, unchanged):
         counter["discovery"] = 2  # /myself, /field
     minimum["discovery"] += 1  # /status, once issues are mapped
-    with serve(org) as sim:
+    with serve(org, latency_ms=latency_ms) as sim:
         conn.send(
             {
                 "config": org.config_toml(sim.base_url, db_url, deployment, kinds=["jira"]),
@@ -180,11 +181,30 @@ def _report(
         print(f"    {n:>7}  {endpoint}")
 
 
+def _floor_line(seconds: float, minimum: dict[str, int], latency_ms: float, conc: int) -> None:
+    """With latency: the full sync's wall time against the network floor (minimum requests x
+    latency / concurrency; target <= 1.2x)."""
+    if not latency_ms:
+        return
+    need = sum(minimum.values())
+    floor = need * latency_ms / 1000 / conc
+    print(
+        f"  at {latency_ms:.0f} ms latency: {seconds:.1f} s; network floor {floor:.1f} s "
+        f"(minimum {need} requests x latency / concurrency {conc}): {seconds / floor:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", default="large", choices=("small", "medium", "large"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added to every simulator answer"
+    )
     parser.add_argument("--deployment", default="cloud", choices=("cloud", "datacenter"))
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="[sync] concurrency (default: the config's)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -195,7 +215,8 @@ def main() -> None:
         ctx = mp.get_context("spawn")
         ours, theirs = ctx.Pipe()
         child = ctx.Process(
-            target=_simulator, args=(theirs, args.seed, args.size, args.deployment, url)
+            target=_simulator,
+            args=(theirs, args.seed, args.size, args.deployment, url, args.latency_ms),
         )
         started = time.perf_counter()
         child.start()
@@ -206,7 +227,10 @@ def main() -> None:
                 f"{info['items']} issues; warehouse {kind}; simulator ready in "
                 f"{time.perf_counter() - started:.1f} s"
             )
-            config = parse_config(info["config"], environ=TOKENS.env())
+            text = info["config"]
+            if args.concurrency is not None:
+                text = text.replace("concurrency = 4", f"concurrency = {args.concurrency}", 1)
+            config = parse_config(text, environ=TOKENS.env())
             baseline = _rss_mb()
 
             t0 = time.perf_counter()
@@ -218,6 +242,8 @@ def main() -> None:
             print(
                 f"  peak RSS    {_rss_mb():,.0f} MB (process before the sync: {baseline:,.0f} MB)"
             )
+            print(bytes_line(url, info["items"]))
+            _floor_line(full_s, info["minimum"], args.latency_ms, config.sync.concurrency)
 
             ours.send("clear")
             t0 = time.perf_counter()

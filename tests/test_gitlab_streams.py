@@ -208,3 +208,26 @@ def test_429_without_any_hint_backs_off_and_goes_on() -> None:
     assert run(lambda: h.connector.releases("acme/pay")) == [{"tag_name": "v1"}]
     assert route.call_count == 3
     assert h.slept[0] >= 5 and h.slept[1] == 7  # a backoff, then exactly what was asked
+
+
+@respx.mock
+def test_the_issues_cursor_keeps_what_committed_issues_are_in() -> None:
+    """A run killed after some issue pages, before the sprints and milestones streams, must
+    not forget the iterations and group milestones of the issues it committed: they ride in
+    the issues cursor and the next run starts from them."""
+    h = Harness()
+    raw = issue(1, "2025-01-02T00:00:00.000Z")
+    raw["iteration"] = {"id": 77}
+    raw["milestone"] = {"id": 55, "group_id": 9}  # a group milestone (no project_id)
+    respx.get(f"{API}/projects/acme%2Fpay/issues").respond(json=[raw])
+    mock_history()
+    pages = run(lambda: collect(Issues(h.connector).pages("acme/pay", None, SyncOptions())))
+    cursor = pages[-1].cursor
+    assert cursor["iterations"] == ["77"] and cursor["group_milestones"] == ["55"]
+
+    rerun = Harness()  # a new process: nothing in memory
+    respx.get(f"{API}/projects/acme%2Fpay/issues").respond(json=[])
+    options = SyncOptions().for_stream(cursor, "updated_at")
+    run(lambda: collect(Issues(rerun.connector).pages("acme/pay", cursor, options)))
+    assert rerun.connector.scope_iterations["acme/pay"] == {"77"}
+    assert rerun.connector.scope_milestones["acme/pay"] == {"55"}

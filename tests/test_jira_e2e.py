@@ -337,3 +337,39 @@ def test_wrong_token_and_missing_project_are_clear(sim: Simulator, warehouse_url
         assert scopes == {sc.path for sc in sim.org.scopes_of("jira")}
     finally:
         engine.dispose()
+
+
+def _deletion_listings(sim: Simulator) -> int:
+    """Key-only listings (``fields=id``) and Cloud's count cross-check: the deletion check's
+    own requests."""
+    return sum(
+        1
+        for r in sim.requests.records
+        if "fields=id" in r.query and "search" in r.path or r.path.endswith("approximate-count")
+    )
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
+def test_a_full_sync_is_its_own_deletion_check(
+    sim: Simulator, sqlite_url: str, deployment: str
+) -> None:
+    """A first or ``--full`` sync reads every issue: those ids are the deletion check, so no
+    key-only listing is sent, and issues deleted in Jira are still marked deleted."""
+    db.upgrade(sqlite_url)
+    config = make_config(sim, sqlite_url, deployment)
+    assert sync(config).status == "ok"
+    assert _deletion_listings(sim) == 0
+
+    changes = sim.org.advance(7)
+    deleted = {str(i) for i in changes.deleted if sim.org.items[i].scope.system == "jira"}
+    assert deleted
+    sim.requests.clear()
+    run = sync(config, full=True)
+    assert run.status == "ok", run.errors
+    assert _deletion_listings(sim) == 0
+    engine = db.create_engine(sqlite_url)
+    try:
+        assert {r.native_id for r in rows(engine, "work_items") if r.is_deleted} == deleted
+        assert_matches_ground_truth(engine, sim.org)
+    finally:
+        engine.dispose()

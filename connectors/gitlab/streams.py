@@ -76,9 +76,12 @@ class Issues(GitLabStream):
 
     Cursor ``{"updated_at", "recent": {id: updated_at}}``: the newest ``updated_at`` committed,
     and the issues inside the lookback window below it (an overlap issue that comes back
-    unchanged costs no event request). Offset paging can skip an issue at a page boundary when
-    an earlier one is edited while we page; that shows as an issue coming back with a newer
-    ``updated_at``, and then the final cursor goes back to the oldest ``updated_at`` of the run.
+    unchanged costs no event request), plus ``iterations`` and ``group_milestones``: what the
+    committed issues are in, so a run killed before the sprints and milestones streams still
+    creates those sprints and releases on the rerun. Offset paging can skip an issue at a
+    page boundary when an earlier one is edited while we page; that shows as an issue coming
+    back with a newer ``updated_at``, and then the final cursor goes back to the oldest
+    ``updated_at`` of the run.
     """
 
     name = "issues"
@@ -99,6 +102,14 @@ class Issues(GitLabStream):
         if window.until is not None:
             params["updated_before"] = gitlab_time(window.until)
         state = cursor or {}
+        # What the issues committed so far use, restored first: a run killed after some issue
+        # pages but before the sprints and milestones streams must not forget them.
+        connector.scope_iterations.setdefault(scope, set()).update(
+            str(x) for x in state.get("iterations") or []
+        )
+        connector.scope_milestones.setdefault(scope, set()).update(
+            str(x) for x in state.get("group_milestones") or []
+        )
         known: dict[str, str] = dict(state.get("recent") or {}) if window.since else {}
         newest = str(state["updated_at"]) if state.get("updated_at") and not options.full else None
         recent = dict(known)
@@ -124,7 +135,7 @@ class Issues(GitLabStream):
                     oldest = updated
                 recent[iid] = updated
             await connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
-            next_cursor = self._cursor(newest, recent, options) if newest else cursor
+            next_cursor = self._cursor(scope, newest, recent, options) if newest else cursor
             # a backfill's cursor goes to its own window state: a stopped backfill resumes
             yield Page(fresh, cursor=next_cursor)
         if shifted and oldest is not None and not options.backfill:
@@ -134,16 +145,27 @@ class Issues(GitLabStream):
                 scope,
                 oldest,
             )
-            yield Page([], cursor={"updated_at": oldest, "recent": {}})
+            yield Page([], cursor={**self._uses(scope), "updated_at": oldest, "recent": {}})
 
-    def _cursor(self, newest: str, recent: dict[str, str], options: SyncOptions) -> dict[str, Any]:
+    def _uses(self, scope: str) -> dict[str, list[str]]:
+        """The iterations and group milestones the project's issues are in, committed with
+        each issue page (the sprints and milestones streams read them from the connector)."""
+        connector = self.connector
+        return {
+            "iterations": sorted(connector.scope_iterations.get(scope, set())),
+            "group_milestones": sorted(connector.scope_milestones.get(scope, set())),
+        }
+
+    def _cursor(
+        self, scope: str, newest: str, recent: dict[str, str], options: SyncOptions
+    ) -> dict[str, Any]:
         floor = parse_time(newest)
         assert floor is not None
         floor -= options.lookback
         for iid in [i for i, at in recent.items() if (parse_time(at) or floor) < floor]:
             del recent[iid]
         kept = recent if len(recent) <= self.max_recent else {}
-        return {"updated_at": newest, "recent": dict(sorted(kept.items()))}
+        return {**self._uses(scope), "updated_at": newest, "recent": dict(sorted(kept.items()))}
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_issue(raw, scope, self.connector.settings)

@@ -25,6 +25,7 @@ a call) and per issue on Data Center.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -283,43 +284,49 @@ class Issues(JiraStream):
         shifted = False
         pending: list[Page] = []
         pending_truncated = 0
-        async for issues in connector.search(jql, fields=fields, expand="changelog"):
-            if not issues:
-                continue
-            fresh: list[Raw] = []
-            for issue in issues:
-                iid = str(issue.get("id"))
-                updated = parse_time((issue.get("fields") or {}).get("updated"))
-                stamp = epoch_ms(updated) if updated else None
-                if iid in seen and seen[iid] != stamp:
-                    shifted = True
-                seen[iid] = stamp
-                if stamp is not None and known.get(iid) == stamp:
-                    continue  # the lookback overlap: unchanged since the last sync
-                fresh.append(issue)
-                if updated is None or stamp is None:
+        # Closed at once if this stream stops early: the search holds an issue-page slot.
+        search = connector.search(jql, fields=fields, expand="changelog")
+        async with contextlib.aclosing(search):
+            async for issues in search:
+                if not issues:
                     continue
-                aware = updated.replace(tzinfo=UTC)
-                newest = aware if newest is None or aware > newest else newest
-                oldest_seen = aware if oldest_seen is None or aware < oldest_seen else oldest_seen
-                recent[iid] = stamp
-            # Hold pages back until their truncated changelogs fill one bulk fetch call:
-            # search pages hold at most ~100 issues, a bulk fetch takes 1000.
-            truncated = sum(1 for i in fresh if not changelog_is_complete(i))
-            if pending and (
-                pending_truncated + truncated > BULK_CHANGELOG_ISSUES
-                or sum(len(p.records) for p in pending) >= MAX_HELD_ISSUES
-            ):
-                await connector.complete_issues([i for p in pending for i in p.records])
-                for held in pending:
-                    yield held
-                pending, pending_truncated = [], 0
-            cursor_now = self._cursor(newest, recent, lookback) if newest else cursor
-            pending.append(Page(fresh, cursor=cursor_now))
-            pending_truncated += truncated
-            if not pending_truncated:  # nothing to batch: commit now, hold nothing
-                await connector.complete_issues(fresh)
-                yield pending.pop()
+                fresh: list[Raw] = []
+                for issue in issues:
+                    iid = str(issue.get("id"))
+                    updated = parse_time((issue.get("fields") or {}).get("updated"))
+                    stamp = epoch_ms(updated) if updated else None
+                    if iid in seen and seen[iid] != stamp:
+                        shifted = True
+                    seen[iid] = stamp
+                    if stamp is not None and known.get(iid) == stamp:
+                        continue  # the lookback overlap: unchanged since the last sync
+                    fresh.append(issue)
+                    if updated is None or stamp is None:
+                        continue
+                    aware = updated.replace(tzinfo=UTC)
+                    newest = aware if newest is None or aware > newest else newest
+                    if oldest_seen is None or aware < oldest_seen:
+                        oldest_seen = aware
+                    recent[iid] = stamp
+                # Hold pages back until their truncated changelogs fill one bulk fetch call:
+                # search pages hold at most ~100 issues, a bulk fetch takes 1000.
+                truncated = sum(1 for i in fresh if not changelog_is_complete(i))
+                if pending and (
+                    pending_truncated + truncated > BULK_CHANGELOG_ISSUES
+                    or sum(len(p.records) for p in pending) >= MAX_HELD_ISSUES
+                ):
+                    await connector.complete_issues([i for p in pending for i in p.records])
+                    for held in pending:
+                        yield held
+                    pending, pending_truncated = [], 0
+                cursor_now = self._cursor(newest, recent, lookback) if newest else cursor
+                pending.append(Page(fresh, cursor=cursor_now))
+                pending_truncated += truncated
+                if not pending_truncated:  # nothing to batch: commit now, hold nothing
+                    await connector.complete_issues(fresh)
+                    yield pending.pop()
+                # Written (or held): drop this page's references before the next search page.
+                del issues, fresh
         if pending:
             await connector.complete_issues([i for p in pending for i in p.records])
             for held in pending:

@@ -1196,6 +1196,9 @@ class _Run:
                             self.progress.page(src, scope, stream.name, len(page.records))
                             if self.backfill:
                                 self._report_position(key, page, stream.cursor_field)
+                            # Written: let it go before the next page is fetched and parsed,
+                            # so one scope holds one page, not two (peak memory).
+                            del page
                 except Stopped:
                     stats.status, stats.error = "stopped", "stopped after page " + str(stats.pages)
                 except Exception as exc:

@@ -269,7 +269,8 @@ class CursorPaginator(Paginator):
 Records = str | Sequence[str] | Callable[[Any], list[Any]] | None
 
 
-def _records(body: Any, records: Records) -> list[Any]:
+def records_of(body: Any, records: Records) -> list[Any]:
+    """The records of one answer's body (``records`` as in :func:`paginate`)."""
     if callable(records):
         return list(records(body))
     value = body if records is None else dig(body, records)
@@ -308,9 +309,12 @@ async def paginate(
         if answer.not_modified:
             yield RecordPage([], answer, current)
             return
-        found = _records(answer.data, records)
+        found = records_of(answer.data, records)
         yield RecordPage(found, answer, current)
         current = paginator.next(current, answer, found)
+        # Drop this page before the next request: a big page (1000 Jira issues with their
+        # changelogs) must not stay alive while the next one is parsed.
+        del answer, found
 
 
 T = TypeVar("T")
