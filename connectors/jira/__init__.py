@@ -15,7 +15,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -222,7 +222,7 @@ class JiraConnector(Connector):
 
     async def search(
         self, jql: str, *, fields: str, expand: str | None = None
-    ) -> AsyncIterator[list[Raw]]:
+    ) -> AsyncGenerator[list[Raw], None]:
         """Pages of issues for ``jql``: enhanced search with ``nextPageToken`` on Cloud,
         ``startAt`` paging on Data Center. Raises when a listing ends early."""
         params: dict[str, Any] = {"jql": jql, "fields": fields}
