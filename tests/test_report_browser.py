@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from programview.report_forecast import CHARTED_RELEASES
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -135,8 +137,17 @@ def test_every_chart_and_table_renders_and_no_label_is_cut(
             if s["sprints"]
         }
         | {f"burn-up of Burn-up - {s['project_key']} {s['release_name']}" for s in trends["burnup"]}
+        # the delivery forecasts: a burn-up with the fan for the first releases (at-risk
+        # first), and a cumulative flow chart per project
+        | {
+            "burn-up and forecast of "
+            + f"{r['project_key']} {r.get('release_name') or ''}".rstrip()
+            for r in report["forecasts"][:CHARTED_RELEASES]
+        }
+        | {f"cumulative flow of {e['project_key']}" for e in report["flow"]}
     )
     assert trends["health"] and trends["velocity"] and trends["burnup"]
+    assert report["forecasts"] and report["flow"]
     charts = {c["label"]: c for c in seen["charts"]}
     assert set(charts) == expected
     for chart in charts.values():

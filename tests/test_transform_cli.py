@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -74,7 +75,17 @@ def test_transform_rejects_a_bad_date(tmp_path: Path, warehouse_url: str) -> Non
 
 
 def test_transform_needs_a_migrated_warehouse(tmp_path: Path, sqlite_url: str) -> None:
-    result = invoke(write_config(tmp_path, sqlite_url), "transform")
+    config = write_config(tmp_path, sqlite_url)
+    missing = invoke(config, "transform")  # no file at all: said so, nothing created
+    assert missing.exit_code == 1
+    assert (
+        "does not exist" in missing.output
+        and "`programview db upgrade` creates it" in missing.output
+    )
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    assert not path.exists()
+    sqlite3.connect(path).close()  # a file, but never migrated
+    result = invoke(config, "transform")
     assert result.exit_code == 1
     assert "run `programview db upgrade` first" in result.output
 

@@ -195,6 +195,21 @@ def test_a_blocker_outside_releases_counts_with_its_projects_open_work(engine) -
     assert r1["driving_blocker_release"] == "CORE's work outside releases"
 
 
+def test_a_blocker_in_a_release_no_project_maps_counts_as_outside_releases(engine) -> None:  # type: ignore[no-untyped-def]
+    """A blocking item whose release belongs to a scope no configured project maps (another
+    source's copy of the project, an unmapped scope) has no forecast of its own: the blocked
+    release is still forecast, and the transform does not fail."""
+    s = two_projects(engine, core_in_release=False)
+    s.release("X1", scope="OTHER", due="2024-07-01", name="Unmapped")  # no project maps OTHER
+    s.in_release(s.item("CORE-2", points=2), "X1")
+    s.link("PAY-1", "CORE-2")
+    s.run(AS_OF)
+    r1 = forecast(s, "R1")
+    assert r1["driving_blocker_key"] in ("CORE-1", "CORE-2")
+    assert as_day(r1["p85_date"]) == TODAY + timedelta(21)  # CORE's open work, 6 points
+    assert s.one("SELECT COUNT(*) AS n FROM v_release_forecast WHERE release_id = 'X1'")["n"] == 0
+
+
 def test_a_blocking_cycle_is_reported_not_looped_on(engine) -> None:  # type: ignore[no-untyped-def]
     s = two_projects(engine)
     core2 = s.item("CORE-2", points=2)

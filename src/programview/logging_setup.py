@@ -27,6 +27,10 @@ MIN_SECRET_LENGTH = 4
 #: Libraries that log every request at INFO: a line per request would drown the one line per
 #: run the daemon promises (and request lines may carry tokens in query strings).
 CHATTY = ("httpx", "httpcore", "apscheduler.executors.default")
+#: Libraries whose warnings repeat an error programview reports itself, in one line (psycopg:
+#: "error ignored terminating <Pipeline>" with the server's multi-line text, after a
+#: connection the server terminated). Shown with ``--log-level debug``.
+QUIET = ("psycopg",)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -162,4 +166,8 @@ def setup_logging(
         streams.setLevel(logging.WARNING)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR
+        )
     return handler

@@ -350,6 +350,13 @@ def compute(ctx: Ctx) -> ForecastResult:
     histories = _histories(ctx)
     releases, projects = _nodes(ctx)
     edges, releases_of, project_of = _blocking(ctx)
+    # only releases that are forecast: a release of a scope no configured project maps
+    # (another source's copy, an unmapped scope) has no node of its own
+    releases_of = {
+        item: kept
+        for item, ids in releases_of.items()
+        if (kept := [r for r in ids if r in releases])
+    }
 
     by_project: dict[str, list[Node]] = defaultdict(list)
     for node in releases.values():
