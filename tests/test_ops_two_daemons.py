@@ -29,7 +29,7 @@ from programview.simulator.server import Simulator, serve
 from programview.sync.engine import sync
 from programview.warehouse import db
 
-EVERY = 5  # seconds per tick
+EVERY = 10  # seconds per tick: room for a run to finish inside its tick on a loaded CI machine
 STREAMS = 9  # 3 Jira projects x (issues, sprints, versions)
 
 
@@ -72,7 +72,7 @@ class Daemon:
         self._reader.join(timeout=10)
 
 
-def until(predicate, what: str, limit: float = 90) -> None:  # type: ignore[no-untyped-def]
+def until(predicate, what: str, limit: float = 180) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + limit
     while not predicate():
         if time.monotonic() > deadline:
