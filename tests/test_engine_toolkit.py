@@ -71,7 +71,7 @@ def _map_item(raw: dict[str, Any], scope: str) -> Mapped:
                 "status_category": raw.get("status", "todo"),
                 "story_points": notes.get("points"),
                 "started_at": datetime.fromisoformat(notes["seen"]) if notes.get("seen") else None,
-                "is_deleted": False,
+                "is_deleted": bool(raw.get("moved")),
             },
         ),
         Replace("dependencies", {"found_in": item_id}),
@@ -82,6 +82,9 @@ class Items(Stream):
     name = "items"
     cursor_field = "updated"
     sticky: ClassVar[tuple[str, ...]] = (f"{ANNOTATION}.seen",)
+
+    def is_live(self, raw: dict[str, Any]) -> bool:
+        return not raw.get("moved")  # like a GitLab issue moved to another project
 
     async def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
@@ -329,6 +332,18 @@ def test_a_complete_read_is_the_deletion_checks_listing(
     cfg.sync.reconcile_hours = 0  # an incremental read lists nothing whole: it asks
     sync(cfg)
     assert world.listings == 1
+
+
+def test_a_complete_read_does_not_count_a_moved_item_live(
+    engine: sa.Engine, warehouse_url: str, world: World
+) -> None:
+    """A full read lists an item moved elsewhere (mapped deleted): the deletion check that
+    uses the read's ids must not bring it back."""
+    world.items["A"] = [{"id": 1}, {"id": 2, "moved": True}]
+    sync(config(warehouse_url, ["A"]), full=True)
+    assert world.listings == 0
+    live = {r.native_id: bool(r.is_deleted) for r in rows(engine, "SELECT * FROM work_items")}
+    assert live == {"1": False, "2": True}
 
 
 def payload_text(engine: sa.Engine, blob: bytes) -> str:

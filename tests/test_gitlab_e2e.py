@@ -225,6 +225,9 @@ def test_full_then_incremental_sync_match_ground_truth(sim: Simulator, warehouse
         assert_matches_ground_truth(engine, org, seen)
         issues = len(gitlab_items(org))
         assert sim.requests.count(path="*/resource_iteration_events") == issues
+        # the full read's ids are the deletion check: no listing by id of its own
+        by_id = [r for r in sim.requests.records if "order_by=id" in r.query]
+        assert by_id == []
 
         sim.requests.clear()
         again = sync(config)

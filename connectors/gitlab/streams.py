@@ -91,6 +91,9 @@ class Issues(GitLabStream):
     #: Keep at most this many ids in ``recent`` (a bulk edit may touch thousands at once).
     max_recent: ClassVar[int] = 2000
 
+    def is_live(self, raw: Raw) -> bool:
+        return not (isinstance(raw, dict) and raw.get("moved_to_id") is not None)
+
     async def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
     ) -> AsyncIterator[Page]:

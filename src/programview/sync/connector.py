@@ -202,6 +202,12 @@ class Stream(ABC):
             raise ValueError(f"{self.primary_key} is {kind}, not a string or number")
         return str(value)
 
+    def is_live(self, raw: Raw) -> bool:
+        """Whether a record of the connector's ``live_stream`` is a live item of the scope.
+        A full read lists some records that are not (GitLab lists an issue moved to another
+        project, with ``moved_to_id``): counting them live would undo their deletion."""
+        return True
+
     @abstractmethod
     def pages(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions

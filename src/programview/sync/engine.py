@@ -1487,11 +1487,12 @@ def backfill_state(stream: str, options: SyncOptions) -> str:
 
 
 def _ids(stream: Stream, records: list[Any]) -> list[str]:
-    """The native ids of a page's records that have one (the others are quarantined)."""
+    """The native ids of a page's live records that have one (the others are quarantined)."""
     out = []
     for raw in records:
         try:
-            out.append(stream.native_id(raw))
+            if stream.is_live(raw):
+                out.append(stream.native_id(raw))
         except Exception:  # noqa: BLE001 - an unreadable id is the writer's to quarantine
             continue
     return out
