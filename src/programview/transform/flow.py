@@ -25,9 +25,11 @@ _EPOCH = date(1970, 1, 1)
 
 
 def _events_sql(ctx: Ctx) -> str:
-    """How many items per project and (created, left to do, done) days; every day before
+    """How many items per project and (created, started, done) days; every day before
     the window is one bucket (``:epoch``), so old items fall into a few groups and only the
-    recent timestamps need a calendar date."""
+    recent timestamps need a calendar date. The day an item left to do is derived from these
+    in Python (``_left``), per group: in SQL its nested CASEs would be expanded into every
+    expression using them (three times the date arithmetic per row)."""
     d = ctx.sql.date
 
     def day(ts: str) -> str:
@@ -48,19 +50,16 @@ it AS (
   JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
   WHERE NOT wi.is_deleted AND wi.type_category <> 'epic'
     AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
-),
-ev AS (
-  SELECT project_key, c,
-         CASE WHEN s IS NULL THEN r WHEN r IS NULL OR s < r THEN s ELSE r END AS l, r
-  FROM it
-),
-ev2 AS (
-  SELECT project_key, c, CASE WHEN l < c THEN c ELSE l END AS l,
-         CASE WHEN r < c THEN c ELSE r END AS r
-  FROM ev
 )
-SELECT project_key, c, l, r, COUNT(*) AS n FROM ev2 GROUP BY project_key, c, l, r
+SELECT project_key, c, s, r, COUNT(*) AS n FROM it GROUP BY project_key, c, s, r
 """
+
+
+def _left(c: date, s: date | None, r: date | None) -> tuple[date, date | None, date | None]:
+    """(created, left to do, done) days: an item leaves to do when it starts, or when it is
+    done without a start; neither before the day it was created."""
+    left = r if s is None else (s if r is None or s < r else r)
+    return c, (c if left is not None and left < c else left), (c if r is not None and r < c else r)
 
 
 def _wip_sql(ctx: Ctx) -> str:
@@ -94,9 +93,9 @@ def refresh_flow(ctx: Ctx, cycle_p85: dict[str, float | None]) -> int:
     }
     base: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     daily: dict[str, dict[tuple[str, date], int]] = defaultdict(lambda: defaultdict(int))
-    types = {"c": sa.Date(), "l": sa.Date(), "r": sa.Date()}
-    for project, *when, n in fetch(ctx.conn, _events_sql(ctx), params, types):
-        for kind, day in zip(("c", "l", "r"), when, strict=True):
+    types = {"c": sa.Date(), "s": sa.Date(), "r": sa.Date()}
+    for project, c, s, r, n in fetch(ctx.conn, _events_sql(ctx), params, types):
+        for kind, day in zip(("c", "l", "r"), _left(c, s, r), strict=True):
             if day is None:
                 continue
             if day < start:

@@ -140,8 +140,8 @@ def finish_days(samples: np.ndarray, thresholds: list[float], step_days: int) ->
 
 def quantile_day(finish: np.ndarray, q: float) -> float:
     """The smallest day by which at least share ``q`` of trials finish (may be inf)."""
-    ordered = np.sort(finish)
-    return float(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
+    k = max(0, math.ceil(q * len(finish)) - 1)
+    return float(np.partition(finish, k)[k])  # the k-th smallest, without a full sort
 
 
 def on_time_share(finish: np.ndarray, today: date, due: date | None) -> float | None:
