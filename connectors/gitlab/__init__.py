@@ -238,7 +238,7 @@ class GitLabConnector(Connector):
                 *(self._bounded(self._events, f"{base}/{path}") for path in EVENT_LISTS.values()),
                 self._bounded(self.http.get_json, f"{base}/links"),
             )
-        except NotFound:  # deleted since the listing: the reconcile will confirm it
+        except NotFound:  # deleted since the listing: the deletion check will confirm it
             lists = [[] for _ in range(len(EVENT_LISTS) + 1)]
         state, labels, weights, iterations, links = lists
         notes["state_events"] = [[e.get("created_at"), e.get("state")] for e in state]
