@@ -8,6 +8,7 @@ text (lone surrogates included) round-trips; the stored bytes are far smaller th
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -113,7 +114,7 @@ def test_a_stream_gets_one_dictionary_and_reads_back_exactly(engine: sa.Engine) 
         count = conn.execute(sa.text("SELECT COUNT(*) FROM payload_dictionaries")).scalar()
         assert PayloadCodec().decode(conn, blobs + more) == payloads + payloads[:3]
     assert count == 1
-    assert blobs[0][0] == 0x02 and more[0][:5] == blobs[0][:5]  # same dictionary id
+    assert blobs[0][0] == 0x03 and more[0][:5] == blobs[0][:5]  # same dictionary id
 
 
 def test_formats_round_trip_any_text() -> None:
@@ -122,3 +123,13 @@ def test_formats_round_trip_any_text() -> None:
     zdict = build_dictionary([text] * 3)
     assert decompress(compress(text, (7, zdict)), {7: zdict}) == text
     assert len(compress(text, (7, zdict))) < len(compress(text))
+
+
+def test_payloads_written_with_zlib_and_a_dictionary_still_read() -> None:
+    """Warehouses written before zstandard hold ``0x02`` (zlib + dictionary) payloads."""
+    text = canonical_json({"key": "PAY-1", "fields": {"summary": "ünïcode \ud800", "n": 3}})
+    zdict = build_dictionary([text] * 3)
+    comp = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    old = bytes([0x02]) + (9).to_bytes(4, "big")
+    old += comp.compress(text.encode("utf-8", "surrogatepass")) + comp.flush()
+    assert decompress(old, {9: zdict}) == text

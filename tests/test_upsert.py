@@ -328,3 +328,26 @@ def test_delete_where_removes_only_listed_values(engine: sa.Engine) -> None:
     with db.transaction(engine) as conn:
         db.delete_where(conn, "work_items", "id", doomed)
     assert set(rows_of(engine, "work_items")) == {f"t:{i}" for i in range(n) if i % 3}
+
+
+def test_sqlite_datetime_text_is_what_sqlalchemy_writes(tmp_path: Any) -> None:
+    """The engine's executemany formats SQLite DATETIME text itself (for speed): it must be
+    the exact text SQLAlchemy's own type writes, or SQL comparing stored times as text
+    (the transform's date filters) would see two spellings of one time."""
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    db.upgrade(str(engine.url))
+    stamps = [
+        datetime(2025, 1, 1),
+        datetime(1900, 3, 4, 5, 6, 7, 89),
+        datetime(2200, 12, 31, 23, 59, 59, 999999),
+        datetime(2025, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=-7))),
+    ]
+    upsert(engine, "work_items", [item(i, created_at=s) for i, s in enumerate(stamps)])
+    with engine.connect() as conn:
+        text = dict(conn.execute(sa.text("SELECT id, created_at FROM work_items")).all())
+    sa_type = sa.DateTime().dialect_impl(engine.dialect)
+    process = sa_type.bind_processor(engine.dialect)
+    assert process is not None
+    naive = [s.astimezone(UTC).replace(tzinfo=None) if s.tzinfo else s for s in stamps]
+    assert text == {f"t:{i}": process(s) for i, s in enumerate(naive)}
+    engine.dispose()

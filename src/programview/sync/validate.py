@@ -219,59 +219,103 @@ def _clean_slow(rule: _Rule, value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """One table's rules, and the column sets its fast paths test membership in."""
+
+    rules: dict[str, _Rule]
+    pk: tuple[str, ...]
+    plain_text: dict[str, int]  # descriptive text column -> longest value it takes
+    id_text: dict[str, tuple[int, bool]]  # identity text column -> (longest value, key)
+    floats: frozenset[str]
+    stamps: frozenset[str]
+    bools: frozenset[str]
+
+
+_UNBOUNDED = 2**62
+
+
 @lru_cache(maxsize=128)
-def _table(table_name: str) -> tuple[dict[str, _Rule], tuple[str, ...]]:
+def _table(table_name: str) -> _Table:
     try:
-        return _rules(table_name), _primary_key(table_name)
+        rules, pk = _rules(table_name), _primary_key(table_name)
     except Exception as exc:
         raise MappingError(str(exc)) from None
 
+    def names(kind: str) -> frozenset[str]:
+        return frozenset(n for n, r in rules.items() if r.kind == kind)
+
+    text = {n: r for n, r in rules.items() if r.kind == "text"}
+    return _Table(
+        rules=rules,
+        pk=pk,
+        plain_text={n: r.length or _UNBOUNDED for n, r in text.items() if not r.identity},
+        id_text={n: (r.length or _UNBOUNDED, r.key) for n, r in text.items() if r.identity},
+        floats=names("float"),
+        stamps=names("datetime"),
+        bools=names("bool"),
+    )
+
 
 def _clean_fields(table_name: str, fields: dict[str, Any], *, whole_key: bool) -> dict[str, Any]:
-    rules, pk = _table(table_name)
+    """``fields`` made storable; ``fields`` itself when every value already is (the usual
+    case: the fast paths below cover clean ASCII text, finite floats, naive datetimes in
+    range and booleans without building a new row)."""
+    t = _table(table_name)
     if whole_key:
-        missing = [c for c in pk if c not in fields]
+        missing = [c for c in t.pk if c not in fields]
         if missing:
             raise MappingError(f"{table_name} row lacks its key column(s) {', '.join(missing)}")
-    out: dict[str, Any] = {}
+    plain_text, id_text = t.plain_text, t.id_text
+    out: dict[str, Any] | None = None
     name = ""
     try:
         for name, value in fields.items():
-            rule = rules.get(name)
+            kind = type(value)
+            if kind is str:
+                limit = plain_text.get(name)
+                if limit is not None:
+                    if len(value) <= limit and value.isascii() and "\x00" not in value:
+                        continue
+                else:
+                    ident = id_text.get(name)
+                    if (
+                        ident is not None
+                        and len(value) <= ident[0]
+                        and value.isascii()
+                        and "\x00" not in value
+                        and value != "None"
+                        and not value.endswith(":None")
+                        and (not ident[1] or value.strip())
+                    ):
+                        continue
+            elif kind is float:
+                if name in t.floats and -MAX_NUMBER <= value <= MAX_NUMBER:
+                    continue
+            elif kind is datetime:
+                if name in t.stamps and value.tzinfo is None and MIN_YEAR <= value.year <= MAX_YEAR:
+                    continue
+            elif kind is bool and name in t.bools:
+                continue
+            # anything else: the full rules (which also name an unknown column)
+            rule = t.rules.get(name)
             if rule is None:
-                unknown = [k for k in fields if k not in rules]
+                unknown = [k for k in fields if k not in t.rules]
                 raise MappingError(f"table {table_name!r} has no column(s) {', '.join(unknown)}")
-            kind = rule.kind
-            # fast paths for what nearly every value is; anything else: _clean_value
             if value is None:
                 if not (whole_key and rule.nullable):
                     # required; in a Replace's where, None would never match a row
                     raise ValueError("is required but missing (None)")
-                out[name] = None
-            elif (
-                (
-                    kind == "text"
-                    and type(value) is str
-                    and not rule.identity
-                    and value.isascii()
-                    and "\x00" not in value
-                    and (rule.length is None or len(value) <= rule.length)
-                )
-                or (kind == "float" and type(value) is float and -MAX_NUMBER <= value <= MAX_NUMBER)
-                or (kind == "bool" and type(value) is bool)
-                or (
-                    kind == "datetime"
-                    and type(value) is datetime
-                    and value.tzinfo is None
-                    and MIN_YEAR <= value.year <= MAX_YEAR
-                )
-            ):
-                out[name] = value  # already what the column takes
+                cleaned = None
             else:
-                out[name] = _clean_value(rule, value)
+                cleaned = _clean_value(rule, value)
+            if cleaned is not value:
+                if out is None:
+                    out = dict(fields)
+                out[name] = cleaned
     except ValueError as exc:
         raise MappingError(f"{table_name}.{name} {exc}") from None
-    return out
+    return fields if out is None else out
 
 
 def clean_mapped(mapped: Sequence[Any]) -> list[Record | Replace]:
