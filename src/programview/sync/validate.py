@@ -326,10 +326,13 @@ def clean_mapped(mapped: Sequence[Any]) -> list[Record | Replace]:
     """
     out: list[Record | Replace] = []
     for item in mapped:
+        # an item whose values were already storable is kept as it is (no copy)
         if isinstance(item, Record):
-            out.append(Record(item.table, _clean_fields(item.table, item.values, whole_key=True)))
+            values = _clean_fields(item.table, item.values, whole_key=True)
+            out.append(item if values is item.values else Record(item.table, values))
         elif isinstance(item, Replace):
-            out.append(Replace(item.table, _clean_fields(item.table, item.where, whole_key=False)))
+            where = _clean_fields(item.table, item.where, whole_key=False)
+            out.append(item if where is item.where else Replace(item.table, where))
         else:
             raise MappingError(f"map() returned {type(item).__name__}, not Record or Replace")
     return out
