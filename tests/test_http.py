@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 
+from programview import http as http_module
 from programview.errors import ApiError, AuthError, NotFound, RateLimited
 from programview.http import HttpClient, tally_requests
 from programview.progress import Progress
@@ -397,3 +398,29 @@ def test_context_manager_closes_the_client() -> None:
         return client._client.is_closed
 
     assert run(go)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["orjson", "json-over-size-limit"])
+@respx.mock
+def test_bodies_parse_the_same_whichever_parser_reads_them(
+    h: Harness, big: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``json`` reads, the client reads, whichever parser it picks: a lone surrogate
+    escape, NaN and a 70-bit integer, which orjson refuses, included; a malformed body is
+    still retried."""
+    if big:
+        monkeypatch.setattr(http_module, "ORJSON_MAX_BYTES", 10)
+    odd = b'{"s":"lone \\ud800 half","p":NaN,"id":1180591620717411303424,"u":"\xc3\xbc"}'
+    respx.get(f"{BASE}/x").mock(
+        side_effect=[
+            httpx.Response(200, content=b'{"issues": [{"id"'),
+            httpx.Response(200, content=odd),
+            httpx.Response(200, content=b'{"plain": [1, 2.5, "\xc3\xbc"]}'),
+        ]
+    )
+    data = run(lambda: h.client.get_json("/x"))
+    assert h.client.requests == 2  # the truncated body was retried
+    assert data["s"] == "lone \ud800 half" and data["u"] == "\u00fc"
+    assert data["p"] != data["p"]  # NaN
+    assert data["id"] == 2**70
+    assert run(lambda: h.client.get_json("/x")) == {"plain": [1, 2.5, "\u00fc"]}

@@ -38,6 +38,7 @@ from .options import JiraOptions
 from .sprint_report import fetch_sprint_report
 from .streams import (
     AGILE_PAGE,
+    CLOUD_PAGE_CAP,
     CLOUD_SEARCH_PAGE,
     DC_SEARCH_PAGE,
     Issues,
@@ -71,11 +72,12 @@ DC_AUTH_HINT = (
 FIELD_KEYS = ("id", "name", "untranslatedName", "custom", "schema", "clauseNames")
 #: Deletion check: per-issue lookups for ids missing from a listing, at most this many.
 MAX_MISSING_LOOKUPS = 200
-#: Issue pages with changelogs alive at once per source (see ``search``). Bounds peak memory
-#: by pages, not by ``[sync] concurrency``: Data Center medium full sync at concurrency 4
-#: peaks at 188 MB with 1 (237 MB with 2, 324 MB unbounded) and is no slower, the warehouse
-#: writes being one at a time anyway.
-ISSUE_PAGES_IN_FLIGHT = 1
+#: Issues with changelogs alive at once per source (see ``search``): bounds peak memory by
+#: what is in flight, not by ``[sync] concurrency``. A Data Center page holds 1,000 issues,
+#: so one page at a time (medium full sync at concurrency 4 peaks at 188 MB with 1 page,
+#: 237 MB with 2, 324 MB unbounded); a Cloud page at most 100, so several projects' pages
+#: are fetched while one is written instead of each waiting for the last to be written.
+ISSUES_IN_FLIGHT = 1000
 
 
 class JiraConnector(Connector):
@@ -107,7 +109,8 @@ class JiraConnector(Connector):
         self._statuses: dict[str, str] | None = None
         self._status_lock = asyncio.Lock()
         self._projects: dict[str, Raw] = {}
-        self._issue_pages = asyncio.Semaphore(ISSUE_PAGES_IN_FLIGHT)
+        page = CLOUD_PAGE_CAP if self.cloud else DC_SEARCH_PAGE
+        self._issue_pages = asyncio.Semaphore(max(1, ISSUES_IN_FLIGHT // page))
 
     # --- auth and discovery ------------------------------------------------------------
 
@@ -240,7 +243,7 @@ class JiraConnector(Connector):
             request: PageRequest | None = paginator.first(PageRequest(path, params))
             while request is not None:
                 # Bytes in flight: a page with changelogs is ~10 MB of JSON and ~3x that
-                # parsed, so at most ISSUE_PAGES_IN_FLIGHT of them exist at once per source,
+                # parsed, so at most ISSUES_IN_FLIGHT issues exist at once per source,
                 # from the request until the caller has written it, whatever the concurrency.
                 # Nothing of a page is kept while waiting for a slot (the next request is
                 # worked out before the page is handed over).

@@ -56,6 +56,9 @@ Raw = dict[str, Any]
 
 #: Enhanced JQL search: ``maxResults`` 1..5000 (the server may return fewer per page).
 CLOUD_SEARCH_PAGE = 5000
+#: What Cloud returns per page, whatever ``maxResults``, once fields beyond id and key are
+#: asked for ("pages shrink when many fields are requested (~100)").
+CLOUD_PAGE_CAP = 100
 #: Data Center: ``jira.search.views.default.max`` is 1000 unless an admin changed it.
 DC_SEARCH_PAGE = 1000
 #: Agile API list endpoints (boards, sprints) serve at most 50 per page.

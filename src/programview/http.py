@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from programview.errors import ApiError, AuthError, NotFound, RateLimited
@@ -430,7 +431,7 @@ class HttpClient:
             data: Any = None
             if parse and status not in (204, 304) and response.content:
                 try:
-                    data = response.json()
+                    data = parse_json(response.content)
                 except ValueError as exc:
                     raise self._transient(
                         budget, f"malformed JSON body ({exc})", status=status
@@ -594,6 +595,26 @@ def _until(value: str, now: float) -> float | None:
             return None
     # A reset already past (clock skew) still gets a second, or we would hammer the API.
     return max(1.0, reset - now)
+
+
+#: Bodies up to this size are parsed by orjson; bigger ones by ``json``. orjson builds a
+#: whole intermediate document first: parsing a 33 MB page of Jira issues peaked at 478 MB
+#: (``json``: 107 MB), which would break the memory bound on 1,000-issue pages.
+ORJSON_MAX_BYTES = 4 * 1024 * 1024
+
+
+def parse_json(body: bytes) -> Any:
+    """A response body as JSON. orjson takes a third of ``json``'s time, and parsing is most
+    of the event loop's work on a page; a big body goes to ``json`` (see
+    ``ORJSON_MAX_BYTES``), as does what orjson refuses but ``json`` reads and the APIs'
+    bodies can hold (a lone surrogate escape ``\\ud800``, NaN, an integer past 64 bits).
+    A body neither reads raises ``ValueError``."""
+    if len(body) <= ORJSON_MAX_BYTES:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return jsonlib.loads(body)
 
 
 def _extract_message(response: httpx.Response) -> str:
