@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -111,9 +112,13 @@ def jira_agile_time(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+@lru_cache(maxsize=1 << 16)
 def github_time(dt: datetime | None) -> str | None:
-    """GitHub: ``2025-01-31T13:47:09Z`` (seconds)."""
-    return None if dt is None else _utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """GitHub: ``2025-01-31T13:47:09Z`` (seconds). Cached: a GraphQL answer formats the same
+    few times over and over (an item's stamps, its field values' stamps)."""
+    if dt is None:
+        return None
+    return _utc(dt).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def gitlab_time(dt: datetime | None) -> str | None:

@@ -367,15 +367,22 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
             rows, args, lambda row: _item(ctx, row[0], row[1]), lambda row: row[0]
         )
 
+    def values_of(item: dict[str, Any], info: Any) -> list[dict[str, Any]]:
+        # one item's values, worked out once per answer (a query asks several by name)
+        if "_values" not in item:
+            item["_values"] = _field_values(info.context.ctx, item["_record"])
+        values: list[dict[str, Any]] = item["_values"]
+        return values
+
     @on("ProjectV2Item", "fieldValues")
     def field_values(item: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
-        values = _field_values(info.context.ctx, item["_record"])
+        values = values_of(item, info)
         return _connection(list(enumerate(values)), args, key=lambda n: n[0], value=lambda n: n[1])
 
     @on("ProjectV2Item", "fieldValueByName")
     def field_value_by_name(item: dict[str, Any], info: Any, name: str) -> dict[str, Any] | None:
         wanted = name.strip().lower()
-        for value in _field_values(info.context.ctx, item["_record"]):
+        for value in values_of(item, info):
             if value["field"]["name"].lower() == wanted:
                 return value
         return None
@@ -524,6 +531,7 @@ def _fields(ctx: Ctx) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+@cache
 def _field_ref(name: str) -> dict[str, Any]:
     typename = next(t for n, t, _ in gh._FIELDS if n == name)
     return {"__typename": typename, "id": gh._field_id(name), "name": name}
