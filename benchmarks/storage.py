@@ -6,7 +6,7 @@ demo's ``programview-demo/programview-demo.db``), and prints:
 
 * the warehouse size (a ``VACUUM INTO`` copy: what the data needs, without free pages) and
   bytes per work item;
-* the raw payloads: rows, bytes as stored (zlib with the stream's preset dictionary) and as
+* the raw payloads: rows, bytes as stored (zstandard with the stream's preset dictionary) and as
   JSON text (what they were before migration 0011), the compression ratio, stored bytes
   per work item;
 * the same for PostgreSQL when ``PROGRAMVIEW_BENCH_PG_URL`` is set (``pg_database_size``,
