@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 SIZES = {
     # sync org size, load_speed records, transform sizes
     "small": ("small", 10_000, [20_000, 100_000]),
-    "medium": ("medium", 50_000, [200_000]),
+    "medium": ("medium", 50_000, [200_000, 1_000_000]),
     "large": ("large", 200_000, [200_000, 1_000_000]),
 }
 RSS_TARGET_MB = 200.0
