@@ -430,12 +430,23 @@ class HttpClient:
         if status in expect:
             data: Any = None
             if parse and status not in (204, 304) and response.content:
+                body = response.content
+                if len(body) > ORJSON_MAX_BYTES:
+                    # A big page (1,000 Jira issues with changelogs): keep one copy of it,
+                    # not three. ``json`` parses text, so the bytes go once decoded; the
+                    # caller needs the parsed data and the headers, never the body again.
+                    text: bytes | str = body.decode("utf-8", "surrogatepass")
+                    response._content = b""  # noqa: SLF001 - httpx has no public way
+                    del body
+                else:
+                    text = body
                 try:
-                    data = parse_json(response.content)
+                    data = parse_json(text)
                 except ValueError as exc:
                     raise self._transient(
                         budget, f"malformed JSON body ({exc})", status=status
                     ) from None
+                del text
             return response, data
 
         if status >= 500:
@@ -603,7 +614,7 @@ def _until(value: str, now: float) -> float | None:
 ORJSON_MAX_BYTES = 4 * 1024 * 1024
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | str) -> Any:
     """A response body as JSON. orjson takes a third of ``json``'s time, and parsing is most
     of the event loop's work on a page; a big body goes to ``json`` (see
     ``ORJSON_MAX_BYTES``), as does what orjson refuses but ``json`` reads and the APIs'
