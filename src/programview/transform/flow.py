@@ -13,45 +13,118 @@ Python only adds up a few hundred numbers per project.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 
-from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch
+from programview.transform._sql import Ctx, fetch
 from programview.warehouse.db import table
 
 _EPOCH = date(1970, 1, 1)
 
 
-def _events_sql(ctx: Ctx) -> str:
-    """How many items per project and (created, started, done) days; every day before
-    the window is one bucket (``:epoch``), so old items fall into a few groups and only the
-    recent timestamps need a calendar date. The day an item left to do is derived from these
-    in Python (``_left``), per group: in SQL its nested CASEs would be expanded into every
-    expression using them (three times the date arithmetic per row)."""
+def _scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
+    """(source, scope) -> project key (a scope configured twice: the smaller key wins)."""
+    rows = fetch(
+        ctx.conn,
+        "SELECT source_name, scope, MIN(project_key) FROM project_scopes "
+        "GROUP BY source_name, scope",
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+#: The three events of an item, as SQL over ``work_items wi`` (live, non-epic, created by
+#: ``:as_of``): it is created; it is done (``r`` valid: done, resolved by ``:as_of`` or without
+#: a time, which counts as done the day it was created); it was started (``s`` valid: not to
+#: do, started by ``:as_of``).
+_NOT_TODO_STARTED = "wi.status_category <> 'todo' AND wi.started_at <= :as_of"
+_CREATED_BEFORE = "(wi.created_at IS NULL OR wi.created_at < :flow_start)"
+
+#: Items whose created / left to do / done day falls before the window, as ``FILTER``
+#: conditions (see ``_left``: an event is never before the day the item was created, and an
+#: item leaves to do on the earlier of its start and its done day). Every other item's events
+#: are on days inside the window, and only those items are read one by one
+#: (``_items_sql``): most items are long done, so the counts before the window come from one
+#: aggregate, which the project metrics' pass over all items computes alongside its own
+#: (``BEFORE_COUNTS`` is spliced into it), and the window reads a sixth of the items.
+BEFORE_COUNTS: dict[str, str] = {
+    "flow_before_c": f"wi.type_category <> 'epic' AND {_CREATED_BEFORE}",
+    "flow_before_l": (
+        f"wi.type_category <> 'epic' AND {_CREATED_BEFORE} AND ("
+        "(wi.status_category <> 'todo' AND wi.started_at < :flow_start) OR "
+        "(wi.status_category = 'done' "
+        "AND (wi.resolved_at IS NULL OR wi.resolved_at < :flow_start)))"
+    ),
+    "flow_before_r": (
+        f"wi.type_category <> 'epic' AND {_CREATED_BEFORE} AND wi.status_category = 'done' "
+        "AND (wi.resolved_at IS NULL OR wi.resolved_at < :flow_start)"
+    ),
+}
+
+#: In progress at some point of the window (ageing WIP): started by as_of, not done before the
+#: window started (done without a time: done since it was created, never ageing).
+_WIP = (
+    f"{_NOT_TODO_STARTED} "
+    "AND NOT (wi.status_category = 'done' AND wi.resolved_at IS NULL) "
+    "AND (wi.status_category <> 'done' OR wi.resolved_at > :flow_start)"
+)
+#: Has an event inside the window (a superset: which events are inside is decided per item).
+_IN_WINDOW = (
+    "(wi.created_at >= :flow_start "
+    "OR (wi.status_category = 'done' AND wi.resolved_at >= :flow_start "
+    "AND wi.resolved_at <= :as_of) "
+    "OR (wi.status_category <> 'todo' AND wi.started_at >= :flow_start "
+    "AND wi.started_at <= :as_of))"
+)
+_LIVE_COUNTED = (
+    "NOT wi.is_deleted AND wi.type_category <> 'epic' "
+    "AND (wi.created_at IS NULL OR wi.created_at <= :as_of)"
+)
+
+
+def before_sql() -> str:
+    """``BEFORE_COUNTS`` per (source, scope), on its own (when the project metrics' pass did
+    not compute them)."""
+    counts = ",\n  ".join(
+        f"COUNT(*) FILTER (WHERE {cond}) AS {name}" for name, cond in BEFORE_COUNTS.items()
+    )
+    return f"""
+SELECT wi.source_name, wi.scope,
+  {counts}
+FROM work_items wi
+WHERE NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
+GROUP BY wi.source_name, wi.scope
+"""
+
+
+def _items_sql(ctx: Ctx) -> str:
+    """The items with an event inside the window or in progress during it: their (created,
+    started, done) days, every day before the window one bucket (``:epoch``), and for those in
+    progress their start and creation time. No join: the scope's project is looked up in
+    Python, so the database reads the covering ``resolved_at`` index alone. The day an item
+    left to do is derived in Python (``_left``): in SQL its nested CASEs would be expanded into
+    every expression using them."""
     d = ctx.sql.date
 
     def day(ts: str) -> str:
-        return f"CASE WHEN {ts} < :start THEN :epoch ELSE {d(ts)} END"
+        return f"CASE WHEN {ts} < :flow_start THEN :epoch ELSE {d(ts)} END"
 
+    created = f"CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day('wi.created_at')} END"
     return f"""
-WITH {SCOPE_PROJECT_CTE},
-it AS (
-  SELECT sp.project_key,
-         CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day("wi.created_at")} END AS c,
-         CASE WHEN wi.status_category <> 'todo' AND wi.started_at <= :as_of
-              THEN {day("wi.started_at")} END AS s,
-         CASE WHEN wi.status_category = 'done' AND wi.resolved_at IS NULL
-              THEN CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day("wi.created_at")} END
-              WHEN wi.status_category = 'done' AND wi.resolved_at <= :as_of
-              THEN {day("wi.resolved_at")} END AS r
-  FROM work_items wi
-  JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-  WHERE NOT wi.is_deleted AND wi.type_category <> 'epic'
-    AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
-)
-SELECT project_key, c, s, r, COUNT(*) AS n FROM it GROUP BY project_key, c, s, r
+SELECT wi.source_name, wi.scope,
+  {created} AS c,
+  CASE WHEN {_NOT_TODO_STARTED} THEN {day("wi.started_at")} END AS s,
+  CASE WHEN wi.status_category = 'done' AND wi.resolved_at IS NULL THEN {created}
+       WHEN wi.status_category = 'done' AND wi.resolved_at <= :as_of
+       THEN {day("wi.resolved_at")} END AS r,
+  CASE WHEN {_WIP} THEN wi.started_at END AS wip_started,
+  CASE WHEN {_WIP} THEN wi.created_at END AS wip_created
+FROM work_items wi
+WHERE {_LIVE_COUNTED} AND ({_IN_WINDOW} OR ({_WIP}))
 """
 
 
@@ -62,60 +135,101 @@ def _left(c: date, s: date | None, r: date | None) -> tuple[date, date | None, d
     return c, (c if left is not None and left < c else left), (c if r is not None and r < c else r)
 
 
-def _wip_sql(ctx: Ctx) -> str:
-    """Items in progress at some point of the window, with their start and done day."""
-    d = ctx.sql.date
-    return f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key, wi.started_at, wi.created_at,
-       CASE WHEN wi.status_category = 'done' AND wi.resolved_at <= :as_of
-            THEN {d("wi.resolved_at")} END AS r
-FROM work_items wi
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-WHERE NOT wi.is_deleted AND wi.type_category <> 'epic' AND wi.status_category <> 'todo'
-  AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
-  AND wi.started_at <= :as_of
-  AND NOT (wi.status_category = 'done' AND wi.resolved_at IS NULL)
-  AND (wi.status_category <> 'done' OR wi.resolved_at > :start)
-"""
+def window_start(ctx: Ctx) -> date:
+    """The first day of the flow window (``metrics.flow_days`` days ending today)."""
+    return ctx.as_of_date - timedelta(days=ctx.config.metrics.flow_days - 1)
 
 
-def refresh_flow(ctx: Ctx, cycle_p85: dict[str, float | None]) -> int:
-    """Rewrite ``flow_daily`` for the last ``metrics.flow_days`` days of every project.
-    ``cycle_p85``: each project's cycle-time P85 (days) of this run. Returns rows written."""
-    today = ctx.as_of_date
-    start = today - timedelta(days=ctx.config.metrics.flow_days - 1)
-    days = [start + timedelta(days=k) for k in range((today - start).days + 1)]
-    params: dict[str, Any] = {
+def _params(ctx: Ctx) -> dict[str, Any]:
+    return {
         "as_of": ctx.as_of,
         "epoch": _EPOCH,
-        "start": datetime.combine(start, time.min),
+        "flow_start": datetime.combine(window_start(ctx), time.min),
     }
-    base: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    daily: dict[str, dict[tuple[str, date], int]] = defaultdict(lambda: defaultdict(int))
-    types = {"c": sa.Date(), "s": sa.Date(), "r": sa.Date()}
-    for project, c, s, r, n in fetch(ctx.conn, _events_sql(ctx), params, types):
-        for kind, day in zip(("c", "l", "r"), _left(c, s, r), strict=True):
-            if day is None:
-                continue
-            if day < start:
-                base[project][kind] += int(n)
-            else:
-                daily[project][(kind, day)] += int(n)
 
+
+def flow_params(ctx: Ctx) -> dict[str, Any]:
+    """The parameters ``BEFORE_COUNTS`` needs (``:flow_start``; ``:as_of`` is shared)."""
+    return {"flow_start": _params(ctx)["flow_start"]}
+
+
+@dataclass(frozen=True, slots=True)
+class FlowReads:
+    """What the flow reads from synced tables: per project, the items created / left to do /
+    done before the window (``flow_before_c/l/r``), and the items of ``_items_sql``."""
+
+    before: dict[str, dict[str, float]]
+    items: Sequence[Row[Any]]
+    #: (source, scope) -> project, for ``items``
+    scopes: dict[tuple[str, str], str]
+
+
+def read_items(ctx: Ctx) -> Sequence[Row[Any]]:
+    """``_items_sql``'s rows: reads synced tables only, so it may run on a side connection."""
+    types: dict[str, sa.types.TypeEngine[Any]] = {
+        "c": sa.Date(),
+        "s": sa.Date(),
+        "r": sa.Date(),
+        "wip_started": sa.DateTime(),
+        "wip_created": sa.DateTime(),
+    }
+    return fetch(ctx.conn, _items_sql(ctx), _params(ctx), types)
+
+
+def read_flow(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> FlowReads:
+    """Both reads on ``ctx``'s connection (when nothing computed the counts before the
+    window already)."""
+    before: dict[str, dict[str, float]] = {}
+    for row in fetch(ctx.conn, before_sql(), _params(ctx)):
+        project = scopes.get((row.source_name, row.scope))
+        if project is None:
+            continue
+        acc = before.setdefault(project, defaultdict(float))
+        for name in BEFORE_COUNTS:
+            acc[name] += float(row._mapping[name] or 0)
+    return FlowReads(before, read_items(ctx), scopes)
+
+
+def refresh_flow(
+    ctx: Ctx, cycle_p85: dict[str, float | None], reads: FlowReads | None = None
+) -> int:
+    """Rewrite ``flow_daily`` for the last ``metrics.flow_days`` days of every project.
+    ``cycle_p85``: each project's cycle-time P85 (days) of this run; ``reads``: the synced
+    data, when the runner read it already (``read_flow`` here otherwise). Returns rows
+    written."""
+    if reads is None:
+        reads = read_flow(ctx, _scope_projects(ctx))
+    today = ctx.as_of_date
+    start = window_start(ctx)
+    days = [start + timedelta(days=k) for k in range((today - start).days + 1)]
+    base: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, before in reads.before.items():
+        for kind in ("c", "l", "r"):
+            base[key][kind] = int(before.get(f"flow_before_{kind}", 0))
+    daily: dict[str, dict[tuple[str, date], int]] = defaultdict(lambda: defaultdict(int))
     # Ageing: an item counts from the first day that ends more than P85 days after its
     # start (for today: as_of) until the day before it is done. A difference array per
     # project: one step per item, not one per item and day.
     ageing: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
-    for project, started, created, done_day in fetch(
-        ctx.conn,
-        _wip_sql(ctx),
-        params,
-        {"started_at": sa.DateTime(), "created_at": sa.DateTime(), "r": sa.Date()},
-    ):
+    scopes = reads.scopes
+    for row in reads.items:
+        project = scopes.get((row.source_name, row.scope))
+        if project is None:
+            continue
+        c, s, r = row.c, row.s, row.r
+        # days before the window are counted in ``reads.before``
+        if c >= start or (s is not None and s >= start) or (r is not None and r >= start):
+            got = daily[project]
+            for kind, day in zip(("c", "l", "r"), _left(c, s, r), strict=True):
+                if day is not None and day >= start:
+                    got[(kind, day)] += 1
+        started = row.wip_started
+        if started is None:
+            continue
         p85 = cycle_p85.get(project)
         if p85 is None:
             continue
+        created, done_day = row.wip_created, r
         first = max(started.date(), created.date()) if created else started.date()
         old = started + timedelta(days=p85)  # older than P85 after this moment
         # a day before today ends at the next midnight: ageing from old's own date on

@@ -39,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
+from programview.transform.flow import BEFORE_COUNTS, FlowReads, flow_params, read_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,9 @@ def _by_project(scopes: dict[tuple[str, str], str], rows: Any) -> dict[str, Sums
 
 def _item_aggregates(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, Sums]:
     """Every all-time count and point sum over live work items, in one pass grouped by
-    (source, scope) in the order of the source/scope index (so without a sort)."""
+    (source, scope) in the order of the source/scope index (so without a sort). The flow's
+    counts before its window (``flow.BEFORE_COUNTS``) ride along: the same pass, not another
+    read of every item."""
     m = ctx.config.metrics
     days = timedelta(days=1)
     params: dict[str, Any] = {
@@ -115,7 +118,11 @@ def _item_aggregates(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, 
         "t_defect": ctx.as_of - m.defect_window_days * days,
         "t_scope": ctx.as_of - m.scope_change_days * days,
         "t_trend": ctx.as_of - m.bug_trend_days * days,
+        **flow_params(ctx),
     }
+    flow = "".join(
+        f"  COUNT(*) FILTER (WHERE {cond}) AS {name},\n" for name, cond in BEFORE_COUNTS.items()
+    )
     sql = f"""
 SELECT wi.source_name, wi.scope,
   COUNT(*) AS item_count,
@@ -134,7 +141,7 @@ SELECT wi.source_name, wi.scope,
     AS bugs_created,
   SUM(wi.story_points) FILTER (WHERE wi.type_category <> 'epic' AND wi.created_at > :t_scope)
     AS scope_added_points,
-  SUM(wi.story_points) FILTER (
+{flow}  SUM(wi.story_points) FILTER (
     WHERE wi.type_category <> 'epic' AND {_OPEN_AT.format(t=":t_scope")}) AS scope_base_points
 FROM work_items wi
 WHERE {_LIVE}
@@ -411,7 +418,18 @@ class SyncedReads:
             "actuals": lambda c: _actuals(c, self.scopes, self.projects),
             "recent": _recent_deliveries,
             "history": lambda c: _estimate_history(c, self.scopes),
+            "flow": read_items,
         }
+
+
+def flow_reads(reads: SyncedReads, results: dict[str, Any]) -> FlowReads:
+    """The flow's synced data out of ``reads.tasks()``'s results (``items`` holds its counts
+    before the window)."""
+    before = {
+        project: {name: sums.get(name, 0.0) for name in BEFORE_COUNTS}
+        for project, sums in results["items"].items()
+    }
+    return FlowReads(before, results["flow"], reads.scopes)
 
 
 def synced_reads(ctx: Ctx) -> SyncedReads:

@@ -22,7 +22,12 @@ from programview.transform.benefits import refresh_benefits
 from programview.transform.flow import refresh_flow
 from programview.transform.forecast import ForecastResult, at_risk_alerts, refresh_forecasts
 from programview.transform.health import Component, Health, score_program, score_project
-from programview.transform.projects import ProjectResult, compute_project_metrics, synced_reads
+from programview.transform.projects import (
+    ProjectResult,
+    compute_project_metrics,
+    flow_reads,
+    synced_reads,
+)
 from programview.transform.releases import refresh_release_metrics
 from programview.transform.resources import contention_alerts, refresh_resource_load
 from programview.transform.settings import COMPONENTS
@@ -55,8 +60,13 @@ def run(engine: Engine, config: Config, clock: datetime, *, full: bool = False) 
             alerts = refresh_alerts(
                 ctx, [*contention_alerts(ctx, load), *at_risk_alerts(ctx, forecast)]
             )
-            projects = compute_project_metrics(ctx, alerts.open_blockers, reads, results())
-        refresh_flow(ctx, {p.info.key: p.values.get("cycle_time_p85_days") for p in projects})
+            synced = results()
+            projects = compute_project_metrics(ctx, alerts.open_blockers, reads, synced)
+        refresh_flow(
+            ctx,
+            {p.info.key: p.values.get("cycle_time_p85_days") for p in projects},
+            flow_reads(reads, synced),
+        )
         healths = _project_health(ctx, projects, alerts.open, forecast)
         _write_projects(ctx, projects, healths)
         _write_health_inputs(ctx, projects, healths)
