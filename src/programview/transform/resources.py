@@ -56,22 +56,40 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-_LOAD = f"""
+#: A person's work item counts (live, not an epic, assigned).
+_ASSIGNED = (
+    "NOT wi.is_deleted AND wi.type_category <> 'epic' "
+    "AND (wi.assignee_id IS NOT NULL OR wi.assignee IS NOT NULL)"
+)
+
+#: In-progress items per assignee and project. Two statements, not one over the union: the
+#: in-progress items need a pass over all items anyway (no index on status), but the active
+#: sprints' few members are found through ``sprint_items`` (``_ACTIVE_LOAD``), so the pass no
+#: longer probes every item for sprint membership (a third of this step's time).
+_IN_PROGRESS_LOAD = f"""
+WITH {SCOPE_PROJECT_CTE}
+SELECT wi.source_name, wi.assignee_id, wi.assignee, sp.project_key,
+  COUNT(*) AS in_progress_items, 0 AS active_sprint_items, NULL AS active_sprint_points
+FROM work_items wi
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE {_ASSIGNED} AND wi.status_category = 'in_progress'
+GROUP BY wi.source_name, wi.assignee_id, wi.assignee, sp.project_key
+"""
+
+#: Items in an active sprint (any status) per assignee and project, and their points.
+_ACTIVE_LOAD = f"""
 WITH {SCOPE_PROJECT_CTE},
 active_items AS MATERIALIZED (  -- the few memberships of active sprints, once
   SELECT DISTINCT si.work_item_id FROM sprints s JOIN sprint_items si ON si.sprint_id = s.id
   WHERE s.state = 'active' AND si.removed_at IS NULL
 )
 SELECT wi.source_name, wi.assignee_id, wi.assignee, sp.project_key,
-  COUNT(*) FILTER (WHERE wi.status_category = 'in_progress') AS in_progress_items,
-  COUNT(a.work_item_id) AS active_sprint_items,
-  SUM(CASE WHEN a.work_item_id IS NOT NULL THEN wi.story_points END) AS active_sprint_points
-FROM work_items wi
+  0 AS in_progress_items, COUNT(*) AS active_sprint_items,
+  SUM(wi.story_points) AS active_sprint_points
+FROM active_items a
+JOIN work_items wi ON wi.id = a.work_item_id
 JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-LEFT JOIN active_items a ON a.work_item_id = wi.id
-WHERE NOT wi.is_deleted AND wi.type_category <> 'epic'
-  AND (wi.assignee_id IS NOT NULL OR wi.assignee IS NOT NULL)
-  AND (wi.status_category = 'in_progress' OR a.work_item_id IS NOT NULL)
+WHERE {_ASSIGNED}
 GROUP BY wi.source_name, wi.assignee_id, wi.assignee, sp.project_key
 """
 
@@ -93,7 +111,7 @@ def refresh_resource_load(ctx: Ctx) -> list[LoadRow]:
     programs = {r[0]: r[1] for r in fetch(ctx.conn, "SELECT key, program_key FROM projects")}
     active = {r[0] for r in fetch(ctx.conn, _ACTIVE_PROJECTS) if r[0] is not None}
     sums: dict[tuple[str, str], list[Any]] = {}
-    for row in fetch(ctx.conn, _LOAD):
+    for row in [*fetch(ctx.conn, _IN_PROGRESS_LOAD), *fetch(ctx.conn, _ACTIVE_LOAD)]:
         who = people.of_assignee(row.source_name, row.assignee_id, row.assignee)
         acc = sums.setdefault((who.person_id, row.project_key), [who, 0, 0, 0.0])
         acc[1] += int(row.in_progress_items or 0)
