@@ -223,10 +223,13 @@ def _nodes(ctx: Ctx) -> tuple[dict[str, Node], dict[str, Node]]:
         ctx.conn,
         f"""
 WITH {SCOPE_PROJECT_CTE},
-rem AS (
+rem AS (  -- open releases only: their members, not every release's (most have shipped)
   SELECT wr.release_id, COUNT(*) AS items, COALESCE(SUM(wi.story_points), 0) AS points
-  FROM work_item_releases wr JOIN work_items wi ON wi.id = wr.work_item_id
-  WHERE {_OPEN_ITEM}
+  FROM work_item_releases wr
+  JOIN work_items wi ON wi.id = wr.work_item_id
+  WHERE wr.release_id IN (
+      SELECT r.id FROM releases r WHERE NOT {IS_RELEASED} AND NOT COALESCE(r.archived, FALSE)
+    ) AND {_OPEN_ITEM}
   GROUP BY wr.release_id
 )
 SELECT r.id, r.name, COALESCE(r.due_date, r.planned_date) AS due, sp.project_key,
