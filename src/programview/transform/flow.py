@@ -72,13 +72,12 @@ _WIP = (
     "AND NOT (wi.status_category = 'done' AND wi.resolved_at IS NULL) "
     "AND (wi.status_category <> 'done' OR wi.resolved_at > :flow_start)"
 )
-#: Has an event inside the window (a superset: which events are inside is decided per item).
-_IN_WINDOW = (
-    "(wi.created_at >= :flow_start "
-    "OR (wi.status_category = 'done' AND wi.resolved_at >= :flow_start "
-    "AND wi.resolved_at <= :as_of) "
-    "OR (wi.status_category <> 'todo' AND wi.started_at >= :flow_start "
-    "AND wi.started_at <= :as_of))"
+#: May have an event inside the window or be ``_WIP``: a superset, cheap to test on every
+#: item (which events are inside, and whether it is ``_WIP``, is decided per item read).
+_MAYBE_IN_WINDOW = (
+    "(wi.created_at >= :flow_start OR wi.resolved_at >= :flow_start "
+    "OR wi.started_at >= :flow_start "
+    "OR (wi.status_category NOT IN ('todo', 'done') AND wi.started_at IS NOT NULL))"
 )
 _LIVE_COUNTED = (
     "NOT wi.is_deleted AND wi.type_category <> 'epic' "
@@ -124,7 +123,7 @@ SELECT wi.source_name, wi.scope,
   CASE WHEN {_WIP} THEN wi.started_at END AS wip_started,
   CASE WHEN {_WIP} THEN wi.created_at END AS wip_created
 FROM work_items wi
-WHERE {_LIVE_COUNTED} AND ({_IN_WINDOW} OR ({_WIP}))
+WHERE {_LIVE_COUNTED} AND {_MAYBE_IN_WINDOW}
 """
 
 
