@@ -158,12 +158,12 @@ class FlowReads:
     done before the window (``flow_before_c/l/r``), and the items of ``_items_sql``."""
 
     before: dict[str, dict[str, float]]
-    items: Sequence[Row[Any]]
+    items: Sequence[Row[*tuple[Any, ...]]]
     #: (source, scope) -> project, for ``items``
     scopes: dict[tuple[str, str], str]
 
 
-def read_items(ctx: Ctx) -> Sequence[Row[Any]]:
+def read_items(ctx: Ctx) -> Sequence[Row[*tuple[Any, ...]]]:
     """``_items_sql``'s rows: reads synced tables only, so it may run on a side connection."""
     types: dict[str, sa.types.TypeEngine[Any]] = {
         "c": sa.Date(),
@@ -211,36 +211,37 @@ def refresh_flow(
     # project: one step per item, not one per item and day.
     ageing: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
     scopes = reads.scopes
-    for row in reads.items:
-        project = scopes.get((row.source_name, row.scope))
+    as_of, first_day, last = ctx.as_of, start.toordinal(), len(days) - 1
+    p85_span = {p: timedelta(days=v) for p, v in cycle_p85.items() if v is not None}
+    # rows unpacked as tuples and days as ordinals: this loop runs once per item read
+    for source, scope, c, s, r, started, created in reads.items:
+        project = scopes.get((source, scope))
         if project is None:
             continue
-        c, s, r = row.c, row.s, row.r
         # days before the window are counted in ``reads.before``
         if c >= start or (s is not None and s >= start) or (r is not None and r >= start):
             got = daily[project]
             for kind, day in zip(("c", "l", "r"), _left(c, s, r), strict=True):
                 if day is not None and day >= start:
                     got[(kind, day)] += 1
-        started = row.wip_started
         if started is None:
             continue
-        p85 = cycle_p85.get(project)
-        if p85 is None:
+        span = p85_span.get(project)
+        if span is None:
             continue
-        created, done_day = row.wip_created, r
+        done_day = r
         first = max(started.date(), created.date()) if created else started.date()
-        old = started + timedelta(days=p85)  # older than P85 after this moment
+        old = started + span  # older than P85 after this moment
         # a day before today ends at the next midnight: ageing from old's own date on
         lo = max(first, old.date())
         stop = min(done_day or today, today)  # exclusive, before today's special case
         steps = ageing[project]
         if lo < stop:
-            steps[(lo - start).days if lo > start else 0] += 1
-            steps[max(0, (stop - start).days)] -= 1
-        if (done_day is None or done_day > today) and first <= today and ctx.as_of > old:
-            steps[len(days) - 1] += 1
-            steps[len(days)] -= 1
+            steps[lo.toordinal() - first_day if lo > start else 0] += 1
+            steps[max(0, stop.toordinal() - first_day)] -= 1
+        if (done_day is None or done_day > today) and first <= today and as_of > old:
+            steps[last] += 1
+            steps[last + 1] -= 1
     counts: dict[str, list[int]] = {}
     for project, steps in ageing.items():
         total, out = 0, []
