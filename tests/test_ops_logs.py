@@ -120,3 +120,22 @@ def test_json_lines_mask_secrets_too() -> None:
     line = json.loads(out.getvalue())
     assert line["message"] == "failed with *** and ***" and line["error"] == "***"
     assert line["run"] == 3 and line["level"] == "ERROR"
+
+
+def test_sync_in_text_mode_hides_psycopg_echoes_of_a_terminated_connection(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``programview sync`` keeps Python's plain warnings on stderr (no handler), so
+    psycopg's multi-line "error ignored terminating" after a terminated connection reached
+    stderr beside the one-line error (seen in CI); a programview warning still does."""
+    from programview.cli.sync import _json_logs
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # the plain CLI: no handler installed
+    monkeypatch.setattr(logging.getLogger("psycopg"), "level", logging.NOTSET)
+    _json_logs(None, "text")  # type: ignore[arg-type]  # text mode reads no config
+    logging.getLogger("psycopg").warning(
+        "error ignored terminating <Pipeline>: server closed the connection\nunexpectedly"
+    )
+    logging.getLogger("programview.connectors.x").warning("several story-points fields")
+    assert capsys.readouterr().err == "several story-points fields\n"

@@ -166,8 +166,13 @@ def setup_logging(
         streams.setLevel(logging.WARNING)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
-    for name in QUIET:
-        logging.getLogger(name).setLevel(
-            logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR
-        )
+    quiet_libraries(debug=numeric <= logging.DEBUG)
     return handler
+
+
+def quiet_libraries(*, debug: bool = False) -> None:
+    """Hide the ``QUIET`` libraries' warnings (unless ``debug``). Also for commands that keep
+    Python's plain stderr warnings: without a handler, psycopg's multi-line "error ignored
+    terminating" would reach stderr beside programview's own one-line error."""
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.ERROR)

@@ -71,12 +71,15 @@ def graceful_stop() -> Iterator[threading.Event]:
 
 
 def _json_logs(config: Config, log_format: str) -> None:
-    """Text keeps Python's plain warnings on stderr (as before); json switches every log
-    line, stream lines included, to one JSON object per line (Kubernetes, Airflow)."""
-    if log_format == "json":
-        from programview.logging_setup import config_secrets, setup_logging
+    """Text keeps Python's plain warnings on stderr (as before, less the libraries' echoes
+    of an error we report in one line); json switches every log line, stream lines
+    included, to one JSON object per line (Kubernetes, Airflow)."""
+    from programview.logging_setup import config_secrets, quiet_libraries, setup_logging
 
+    if log_format == "json":
         setup_logging("INFO", secrets=config_secrets(config), fmt="json")
+    else:
+        quiet_libraries()
 
 
 def _finish(config: Config, result: sync_engine.RunResult) -> NoReturn:
