@@ -166,3 +166,13 @@ def points_at(item: str, at: str) -> str:
         f"ELSE (SELECT e.from_points FROM estimate_changes e WHERE e.work_item_id = {item} "
         f"ORDER BY e.changed_at, e.change_id LIMIT 1) END"
     )
+
+
+def scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
+    """(source, scope) -> project key (a scope configured twice: the smaller key wins)."""
+    rows = fetch(
+        ctx.conn,
+        "SELECT source_name, scope, MIN(project_key) FROM project_scopes "
+        "GROUP BY source_name, scope",
+    )
+    return {(r[0], r[1]): r[2] for r in rows}

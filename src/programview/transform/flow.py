@@ -21,20 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
-from programview.transform._sql import Ctx, fetch
+from programview.transform._sql import Ctx, fetch, scope_projects
 from programview.warehouse.db import table
 
 _EPOCH = date(1970, 1, 1)
-
-
-def _scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
-    """(source, scope) -> project key (a scope configured twice: the smaller key wins)."""
-    rows = fetch(
-        ctx.conn,
-        "SELECT source_name, scope, MIN(project_key) FROM project_scopes "
-        "GROUP BY source_name, scope",
-    )
-    return {(r[0], r[1]): r[2] for r in rows}
 
 
 #: The three events of an item, as SQL over ``work_items wi`` (live, non-epic, created by
@@ -197,7 +187,7 @@ def refresh_flow(
     data, when the runner read it already (``read_flow`` here otherwise). Returns rows
     written."""
     if reads is None:
-        reads = read_flow(ctx, _scope_projects(ctx))
+        reads = read_flow(ctx, scope_projects(ctx))
     today = ctx.as_of_date
     start = window_start(ctx)
     days = [start + timedelta(days=k) for k in range((today - start).days + 1)]

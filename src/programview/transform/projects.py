@@ -38,7 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at
+from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at, scope_projects
 from programview.transform.flow import BEFORE_COUNTS, FlowReads, flow_params, read_items
 
 
@@ -68,16 +68,6 @@ def _velocity_windows(ctx: Ctx) -> list[tuple[datetime, datetime]]:
     width = timedelta(days=m.velocity_window_days)
     count = max(1, (m.throughput_weeks * 7) // m.velocity_window_days)
     return [(ctx.as_of - (k + 1) * width, ctx.as_of - k * width) for k in range(count)]
-
-
-def _scope_projects(ctx: Ctx) -> dict[tuple[str, str], str]:
-    """(source, scope) -> project key (a scope configured twice: the smaller key wins)."""
-    rows = fetch(
-        ctx.conn,
-        "SELECT source_name, scope, MIN(project_key) FROM project_scopes "
-        "GROUP BY source_name, scope",
-    )
-    return {(r[0], r[1]): r[2] for r in rows}
 
 
 #: "open at {t}": created by then and not done by then (done without a date: done).
@@ -434,7 +424,7 @@ def flow_reads(reads: SyncedReads, results: dict[str, Any]) -> FlowReads:
 
 def synced_reads(ctx: Ctx) -> SyncedReads:
     """The small lookups the heavy synced-table queries need (read on the main connection)."""
-    return SyncedReads(_scope_projects(ctx), _projects(ctx))
+    return SyncedReads(scope_projects(ctx), _projects(ctx))
 
 
 def compute_project_metrics(
