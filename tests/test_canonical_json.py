@@ -64,6 +64,9 @@ def test_what_orjson_cannot_write_still_gets_the_old_text() -> None:
     assert canonical_json(odd) == before(odd)
     numbered = {1: "a non-text key", 2: "another"}
     assert canonical_json(numbered) == before(numbered)
+    # each alone too, so orjson (not the fallback a neighbour triggers) writes what it can
+    for value in odd.values():
+        assert canonical_json({"v": value}) == before({"v": value})
     nested: Any = 1
     for _ in range(300):  # past orjson's 254 levels, within json's recursion limit
         nested = [nested]

@@ -86,3 +86,23 @@ def test_a_later_run_rewrites_its_window_and_keeps_older_days(engine) -> None:  
     # PAY-8 is done now (18:00 on the 15th) and PAY-9 arrived
     assert got[date(2024, 6, 15)][:5] == (3, 1, 4, 0, 1)
     assert got[date(2024, 6, 16)][:5] == (4, 1, 4, 1, 0)
+
+
+def test_refresh_flow_on_its_own_writes_what_the_runner_wrote(engine) -> None:  # type: ignore[no-untyped-def]
+    """The runner hands the flow its reads (the counts before the window ride the project
+    metrics' pass); called on its own it reads them itself: the same rows either way."""
+    from test_transform_support import dt
+
+    from programview.transform._sql import Ctx, Sql
+    from programview.transform.flow import refresh_flow
+    from programview.warehouse import db
+
+    s = build(engine)
+    s.run(AS_OF)
+    before = {p: flow(s, p) for p in ("PAY", "CORE")}
+    with db.transaction(engine) as conn:
+        conn.exec_driver_sql("DELETE FROM flow_daily")
+        ctx = Ctx(conn=conn, config=s.config, as_of=dt(AS_OF), sql=Sql(conn.dialect.name))
+        refresh_flow(ctx, {"PAY": 2.25, "CORE": None})
+    assert {p: flow(s, p) for p in ("PAY", "CORE")} == before
+    assert before["PAY"][date(2024, 6, 12)] == (3, 2, 1, 2, 1, 1, 1)

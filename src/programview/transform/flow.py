@@ -75,15 +75,19 @@ _LIVE_COUNTED = (
 )
 
 
+def before_columns() -> str:
+    """``BEFORE_COUNTS`` as select-list columns over ``work_items wi``, each ending ``,``."""
+    return "".join(
+        f"  COUNT(*) FILTER (WHERE {cond}) AS {name},\n" for name, cond in BEFORE_COUNTS.items()
+    )
+
+
 def before_sql() -> str:
     """``BEFORE_COUNTS`` per (source, scope), on its own (when the project metrics' pass did
     not compute them)."""
-    counts = ",\n  ".join(
-        f"COUNT(*) FILTER (WHERE {cond}) AS {name}" for name, cond in BEFORE_COUNTS.items()
-    )
     return f"""
-SELECT wi.source_name, wi.scope,
-  {counts}
+SELECT
+{before_columns()}  wi.source_name, wi.scope
 FROM work_items wi
 WHERE NOT wi.is_deleted AND (wi.created_at IS NULL OR wi.created_at <= :as_of)
 GROUP BY wi.source_name, wi.scope

@@ -39,7 +39,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from programview.transform._sql import SCOPE_PROJECT_CTE, Ctx, fetch, points_at, scope_projects
-from programview.transform.flow import BEFORE_COUNTS, FlowReads, flow_params, read_items
+from programview.transform.flow import (
+    BEFORE_COUNTS,
+    FlowReads,
+    before_columns,
+    flow_params,
+    read_items,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +116,7 @@ def _item_aggregates(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> dict[str, 
         "t_trend": ctx.as_of - m.bug_trend_days * days,
         **flow_params(ctx),
     }
-    flow = "".join(
-        f"  COUNT(*) FILTER (WHERE {cond}) AS {name},\n" for name, cond in BEFORE_COUNTS.items()
-    )
+    flow = before_columns()
     sql = f"""
 SELECT wi.source_name, wi.scope,
   COUNT(*) AS item_count,

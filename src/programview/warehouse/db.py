@@ -357,15 +357,21 @@ def _plain_defaults(tbl: sa.Table) -> bool:
     )
 
 
-@lru_cache(maxsize=1024)
-def _many_plan(dialect: sa.Dialect, table_name: str, cols: tuple[str, ...]) -> _ManyPlan | None:
-    """The plan, or ``None`` where the driver takes named parameters (SQLAlchemy's path)."""
-    tbl = table(table_name)
-    defaults = {
+def _defaults_lacking(tbl: sa.Table, cols: Sequence[str]) -> dict[str, Any]:
+    """The constant defaults of the columns a group lacks, which a new row must get (the
+    COPY and driver paths fill them in, as SQLAlchemy's INSERT would)."""
+    return {
         c.name: c.default.arg  # type: ignore[attr-defined]  # _plain_defaults: scalar
         for c in tbl.columns
         if c.name not in cols and c.default is not None
     }
+
+
+@lru_cache(maxsize=1024)
+def _many_plan(dialect: sa.Dialect, table_name: str, cols: tuple[str, ...]) -> _ManyPlan | None:
+    """The plan, or ``None`` where the driver takes named parameters (SQLAlchemy's path)."""
+    tbl = table(table_name)
+    defaults = _defaults_lacking(tbl, cols)
     columns = (*cols, *defaults)
     stmt = _insert(dialect.name, tbl).values(
         {c: sa.bindparam(c, type_=tbl.c[c].type) for c in columns}
@@ -447,9 +453,7 @@ def _can_copy(conn: Connection, tbl: sa.Table) -> bool:
         return False
     if getattr(conn.connection.driver_connection, "autocommit", True):
         return False
-    return all(
-        (c.default is None or c.default.is_scalar) and c.onupdate is None for c in tbl.columns
-    )
+    return _plain_defaults(tbl)
 
 
 @dataclass(frozen=True)
@@ -467,11 +471,7 @@ class _CopyPlan:
 @lru_cache(maxsize=1024)
 def _copy_plan(dialect: sa.Dialect, table_name: str, cols: tuple[str, ...]) -> _CopyPlan:
     tbl = table(table_name)
-    defaults = {
-        c.name: c.default.arg  # type: ignore[attr-defined]  # _can_copy: scalar or absent
-        for c in tbl.columns
-        if c.name not in cols and c.default is not None
-    }
+    defaults = _defaults_lacking(tbl, cols)
     columns = (*cols, *defaults)
     quote = dialect.identifier_preparer.quote
     stage = f"pv_stage_{tbl.name}"
