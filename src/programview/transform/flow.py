@@ -96,15 +96,15 @@ GROUP BY wi.source_name, wi.scope
 
 def _items_sql(ctx: Ctx) -> str:
     """The items with an event inside the window or in progress during it: their (created,
-    started, done) days, every day before the window one bucket (``:epoch``), and for those in
-    progress their start and creation time. No join: the scope's project is looked up in
-    Python, so the database reads the covering ``resolved_at`` index alone. The day an item
-    left to do is derived in Python (``_left``): in SQL its nested CASEs would be expanded into
-    every expression using them."""
-    d = ctx.sql.date
+    started, done) days as day numbers (``Sql.day_number``; every day before the window one
+    bucket, ``:epoch``), and for those in progress their start and creation time. No join:
+    the scope's project is looked up in Python, so the database reads the covering
+    ``resolved_at`` index alone. The day an item left to do is derived in Python (``_left``):
+    in SQL its nested CASEs would be expanded into every expression using them."""
+    n = ctx.sql.day_number
 
     def day(ts: str) -> str:
-        return f"CASE WHEN {ts} < :flow_start THEN :epoch ELSE {d(ts)} END"
+        return f"CASE WHEN {ts} < :flow_start THEN :epoch ELSE {n(ts)} END"
 
     created = f"CASE WHEN wi.created_at IS NULL THEN :epoch ELSE {day('wi.created_at')} END"
     return f"""
@@ -121,9 +121,9 @@ WHERE {_LIVE_COUNTED} AND {_MAYBE_IN_WINDOW}
 """
 
 
-def _left(c: date, s: date | None, r: date | None) -> tuple[date, date | None, date | None]:
-    """(created, left to do, done) days: an item leaves to do when it starts, or when it is
-    done without a start; neither before the day it was created."""
+def _left(c: int, s: int | None, r: int | None) -> tuple[int, int | None, int | None]:
+    """(created, left to do, done) day numbers: an item leaves to do when it starts, or when
+    it is done without a start; neither before the day it was created."""
     left = r if s is None else (s if r is None or s < r else r)
     return c, (c if left is not None and left < c else left), (c if r is not None and r < c else r)
 
@@ -136,7 +136,7 @@ def window_start(ctx: Ctx) -> date:
 def _params(ctx: Ctx) -> dict[str, Any]:
     return {
         "as_of": ctx.as_of,
-        "epoch": _EPOCH,
+        "epoch": _EPOCH.toordinal(),
         "flow_start": datetime.combine(window_start(ctx), time.min),
     }
 
@@ -160,9 +160,9 @@ class FlowReads:
 def read_items(ctx: Ctx) -> Sequence[Row[*tuple[Any, ...]]]:
     """``_items_sql``'s rows: reads synced tables only, so it may run on a side connection."""
     types: dict[str, sa.types.TypeEngine[Any]] = {
-        "c": sa.Date(),
-        "s": sa.Date(),
-        "r": sa.Date(),
+        "c": sa.Integer(),
+        "s": sa.Integer(),
+        "r": sa.Integer(),
         "wip_started": sa.DateTime(),
         "wip_created": sa.DateTime(),
     }
@@ -199,41 +199,46 @@ def refresh_flow(
     for key, before in reads.before.items():
         for kind in ("c", "l", "r"):
             base[key][kind] = int(before.get(f"flow_before_{kind}", 0))
-    daily: dict[str, dict[tuple[str, date], int]] = defaultdict(lambda: defaultdict(int))
+    daily: dict[str, dict[tuple[str, int], int]] = defaultdict(lambda: defaultdict(int))
     # Ageing: an item counts from the first day that ends more than P85 days after its
     # start (for today: as_of) until the day before it is done. A difference array per
     # project: one step per item, not one per item and day.
     ageing: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
     scopes = reads.scopes
+    # rows unpacked as tuples, days as day numbers (ordinals): this loop runs once per item
     as_of, first_day, last = ctx.as_of, start.toordinal(), len(days) - 1
+    today_n = today.toordinal()
     p85_span = {p: timedelta(days=v) for p, v in cycle_p85.items() if v is not None}
-    # rows unpacked as tuples and days as ordinals: this loop runs once per item read
     for source, scope, c, s, r, started, created in reads.items:
         project = scopes.get((source, scope))
         if project is None:
             continue
         # days before the window are counted in ``reads.before``
-        if c >= start or (s is not None and s >= start) or (r is not None and r >= start):
+        if (
+            c >= first_day
+            or (s is not None and s >= first_day)
+            or (r is not None and r >= first_day)
+        ):
             got = daily[project]
-            for kind, day in zip(("c", "l", "r"), _left(c, s, r), strict=True):
-                if day is not None and day >= start:
-                    got[(kind, day)] += 1
+            for kind, n in zip(("c", "l", "r"), _left(c, s, r), strict=True):
+                if n is not None and n >= first_day:
+                    got[(kind, n)] += 1
         if started is None:
             continue
         span = p85_span.get(project)
         if span is None:
             continue
         done_day = r
-        first = max(started.date(), created.date()) if created else started.date()
+        first = max(started.toordinal(), created.toordinal()) if created else started.toordinal()
         old = started + span  # older than P85 after this moment
         # a day before today ends at the next midnight: ageing from old's own date on
-        lo = max(first, old.date())
-        stop = min(done_day or today, today)  # exclusive, before today's special case
+        lo = max(first, old.toordinal())
+        stop = min(done_day or today_n, today_n)  # exclusive, before today's special case
         steps = ageing[project]
         if lo < stop:
-            steps[lo.toordinal() - first_day if lo > start else 0] += 1
-            steps[max(0, stop.toordinal() - first_day)] -= 1
-        if (done_day is None or done_day > today) and first <= today and as_of > old:
+            steps[lo - first_day if lo > first_day else 0] += 1
+            steps[max(0, stop - first_day)] -= 1
+        if (done_day is None or done_day > today_n) and first <= today_n and as_of > old:
             steps[last] += 1
             steps[last + 1] -= 1
     counts: dict[str, list[int]] = {}
@@ -250,8 +255,9 @@ def refresh_flow(
         acc = dict(base[project])
         got = daily[project]
         for k, day in enumerate(days):
+            n = first_day + k
             for kind in ("c", "l", "r"):
-                acc[kind] = acc.get(kind, 0) + got.get((kind, day), 0)
+                acc[kind] = acc.get(kind, 0) + got.get((kind, n), 0)
             created, left, done = acc["c"], acc["l"], acc["r"]
             rows.append(
                 {
@@ -261,8 +267,8 @@ def refresh_flow(
                     "todo_items": created - left,
                     "in_progress_items": left - done,
                     "done_items": done,
-                    "arrivals": got.get(("c", day), 0),
-                    "departures": got.get(("r", day), 0),
+                    "arrivals": got.get(("c", n), 0),
+                    "departures": got.get(("r", n), 0),
                     "ageing_wip_items": counts[project][k] if project in counts else 0,
                     "ageing_threshold_days": cycle_p85.get(project),
                 }

@@ -117,9 +117,23 @@ def draw(
     return np.asarray(history, dtype=np.float64)[idx]
 
 
+#: Trials per block in ``finish_days``: a block's arrays stay in the CPU cache (a whole
+#: project's 10,000 x 50 matrices do not), which makes the passes over them a third faster.
+_BLOCK_ROWS = 1024
+
+
 def finish_days(samples: np.ndarray, thresholds: list[float], step_days: int) -> list[np.ndarray]:
     """Per threshold, the finish offset (days from today) of every trial; inf when the work is
-    not done within the drawn steps."""
+    not done within the drawn steps. Trials are independent: computed in blocks of rows."""
+    out = [np.empty(samples.shape[0]) for _ in thresholds]
+    for a in range(0, samples.shape[0], _BLOCK_ROWS):
+        block = samples[a : a + _BLOCK_ROWS]
+        for o, got in zip(out, _finish_block(block, thresholds, step_days), strict=True):
+            o[a : a + _BLOCK_ROWS] = got
+    return out
+
+
+def _finish_block(samples: np.ndarray, thresholds: list[float], step_days: int) -> list[np.ndarray]:
     cum = np.cumsum(samples, axis=1)
     prev = np.concatenate([np.zeros((cum.shape[0], 1)), cum[:, :-1]], axis=1)
     rows = np.arange(cum.shape[0])
@@ -187,14 +201,17 @@ ORDER BY 1, m.close_at DESC, m.sprint_id DESC
     weekly = fetch(
         ctx.conn,
         f"""
-WITH {SCOPE_PROJECT_CTE}
-SELECT sp.project_key, {week} AS week, COALESCE(SUM(wi.story_points), 0) AS points,
-       COUNT(*) AS items
-FROM work_items wi
-JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
-WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of AND wi.status_category = 'done'
-  AND NOT wi.not_delivered AND wi.type_category <> 'epic' AND NOT wi.is_deleted
-GROUP BY sp.project_key, {week}
+WITH {SCOPE_PROJECT_CTE},
+w AS MATERIALIZED (  -- the range alone: read from the resolved_at index, not scope by scope
+  SELECT wi.source_name, wi.scope, {week} AS week, wi.story_points
+  FROM work_items wi
+  WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of AND wi.status_category = 'done'
+    AND NOT wi.not_delivered AND wi.type_category <> 'epic' AND NOT wi.is_deleted
+)
+SELECT sp.project_key, w.week, COALESCE(SUM(w.story_points), 0) AS points, COUNT(*) AS items
+FROM w
+JOIN scope_project sp ON sp.source_name = w.source_name AND sp.scope = w.scope
+GROUP BY sp.project_key, w.week
 """,
         {"as_of": ctx.as_of, "t0": t0},
     )

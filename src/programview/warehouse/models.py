@@ -118,10 +118,9 @@ class WorkItem(Base):
     not_delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    __table_args__ = (
-        Index("ix_work_items_source_scope", "source_name", "scope"),
-        Index("ix_work_items_item_key", "item_key"),
-    )
+    # Lookups by (source, scope) use ``ix_work_items_scope_facts`` (its first two columns),
+    # declared with the transform's indexes in ``metrics_models``.
+    __table_args__ = (Index("ix_work_items_item_key", "item_key"),)
 
 
 class StatusChange(Base):
@@ -249,7 +248,8 @@ class Person(Base):
 class Worklog(Base):
     __tablename__ = "worklogs"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    work_item_id: Mapped[str] = mapped_column(String(200), index=True)
+    # indexed by ``ix_worklogs_item_time`` (metrics_models)
+    work_item_id: Mapped[str] = mapped_column(String(200))
     author: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     hours: Mapped[float] = mapped_column(Float)
