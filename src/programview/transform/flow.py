@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Row
-
-from programview.transform._sql import Ctx, fetch, scope_projects
+from programview.transform._sql import Ctx, fetch, fetch_tuples, scope_projects
 from programview.warehouse.db import table
 
 _EPOCH = date(1970, 1, 1)
@@ -152,21 +149,22 @@ class FlowReads:
     done before the window (``flow_before_c/l/r``), and the items of ``_items_sql``."""
 
     before: dict[str, dict[str, float]]
-    items: Sequence[Row[*tuple[Any, ...]]]
+    items: Sequence[tuple[Any, ...]]
     #: (source, scope) -> project, for ``items``
     scopes: dict[tuple[str, str], str]
 
 
-def read_items(ctx: Ctx) -> Sequence[Row[*tuple[Any, ...]]]:
-    """``_items_sql``'s rows: reads synced tables only, so it may run on a side connection."""
-    types: dict[str, sa.types.TypeEngine[Any]] = {
-        "c": sa.Integer(),
-        "s": sa.Integer(),
-        "r": sa.Integer(),
-        "wip_started": sa.DateTime(),
-        "wip_created": sa.DateTime(),
-    }
-    return fetch(ctx.conn, _items_sql(ctx), _params(ctx), types)
+def read_items(ctx: Ctx) -> list[tuple[Any, ...]]:
+    """``_items_sql``'s rows as plain tuples (days are integers; SQLite's timestamps text,
+    parsed here): reads synced tables only, so it may run on a side connection."""
+    rows = fetch_tuples(ctx.conn, _items_sql(ctx), _params(ctx))
+    if ctx.sql.dialect != "sqlite":
+        return rows
+    iso = datetime.fromisoformat
+    return [
+        r if r[5] is None else (*r[:5], iso(r[5]), None if r[6] is None else iso(r[6]))
+        for r in rows
+    ]
 
 
 def read_flow(ctx: Ctx, scopes: dict[tuple[str, str], str]) -> FlowReads:
