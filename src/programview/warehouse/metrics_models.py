@@ -236,24 +236,6 @@ Index(
     WorkItem.source_name,
     WorkItem.scope,
 )
-# The passes over every live item (all-time counts per source and scope, the flow's counts
-# before its window, logged hours per scope) read this index in the order they group by,
-# without a sort and without the wide rows. Its first two columns also serve every lookup by
-# (source, scope) (it replaced ix_work_items_source_scope in migration 0012).
-Index(
-    "ix_work_items_scope_facts",
-    WorkItem.source_name,
-    WorkItem.scope,
-    WorkItem.is_deleted,
-    WorkItem.type_category,
-    WorkItem.status_category,
-    WorkItem.not_delivered,
-    WorkItem.story_points,
-    WorkItem.created_at,
-    WorkItem.started_at,
-    WorkItem.resolved_at,
-    WorkItem.id,
-)
 # Each person's items in progress: only those items (a tenth or so), covering. Partial: led by
 # the status, a full index looked cheaper than it is to the planners for queries on done items.
 Index(

@@ -118,9 +118,10 @@ class WorkItem(Base):
     not_delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # Lookups by (source, scope) use ``ix_work_items_scope_facts`` (its first two columns),
-    # declared with the transform's indexes in ``metrics_models``.
-    __table_args__ = (Index("ix_work_items_item_key", "item_key"),)
+    __table_args__ = (
+        Index("ix_work_items_source_scope", "source_name", "scope"),
+        Index("ix_work_items_item_key", "item_key"),
+    )
 
 
 class StatusChange(Base):
