@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpcore  # noqa: F401 - see below
 import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -41,6 +42,10 @@ from programview.errors import ApiError, AuthError, NotFound, RateLimited
 from programview.progress import Progress
 
 log = logging.getLogger("programview.http")
+
+# ``httpcore`` (with ``trio`` when installed) is loaded by the first ``httpx.AsyncClient``, not
+# by ``import httpx``: imported with this module, so the first sync of a process does not
+# spend ~0.15 s importing it between its first requests.
 
 #: Header names whose values are credentials (besides anything containing these words).
 _SENSITIVE_WORDS = ("auth", "token", "key", "secret", "cookie", "session", "password")
