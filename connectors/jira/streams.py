@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -358,13 +358,13 @@ class Issues(JiraStream):
 
 
 async def _in_chunks(
-    pages: AsyncIterator[list[Raw]], size: int = WRITE_CHUNK
-) -> AsyncIterator[list[Raw]]:
+    pages: AsyncGenerator[list[Raw], None], size: int = WRITE_CHUNK
+) -> AsyncGenerator[list[Raw], None]:
     """Search pages cut into chunks of at most ``size`` issues, each taken out of its page
     as it is handed on: a written chunk is freed while the rest of its page waits, and one
     chunk's rows, texts and compressed payloads are built at a time (a Data Center page
     holds 1,000 issues). The requests are the same: the page is still one request."""
-    async with contextlib.aclosing(pages):  # type: ignore[type-var]
+    async with contextlib.aclosing(pages):
         async for page in pages:
             while page:
                 chunk = page[:size]
