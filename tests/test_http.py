@@ -162,6 +162,33 @@ def test_truncated_json_body_is_retried(h: Harness) -> None:
 
 
 @respx.mock
+def test_fetch_page_gate_is_taken_after_the_download_and_held_on_return(h: Harness) -> None:
+    """The gate bounds parsed pages, not requests: the request goes out while another page
+    holds the only slot, the body is parsed once the slot is free, and the slot is the
+    caller's on return; a malformed body gives it back before the retry."""
+    respx.get(f"{BASE}/x").mock(
+        side_effect=[httpx.Response(200, content=b'{"issues": [{"id"'), ok({"issues": [1]})]
+    )
+
+    async def scenario() -> None:
+        gate = asyncio.Semaphore(1)
+        await gate.acquire()  # another page is being written
+        fetch = asyncio.ensure_future(h.client.fetch_page("/x", gate=gate))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert h.client.requests == 1  # sent (and downloaded) without the slot
+        assert not fetch.done()
+        gate.release()  # that page is written
+        page = await fetch
+        assert page.data == {"issues": [1]}
+        assert h.client.requests == 2  # the malformed body was fetched again
+        assert gate.locked()  # the slot is held for the caller
+        gate.release()
+
+    run(scenario)
+
+
+@respx.mock
 def test_retries_are_bounded_then_a_clear_api_error() -> None:
     h = Harness(max_retries=2)
     respx.get(f"{BASE}/x").mock(return_value=httpx.Response(503, json={"message": "down"}))

@@ -1053,3 +1053,26 @@ def test_engine_syncs_devlake_site_and_second_run_is_minimal(warehouse_url: str)
         "/rest/api/3/search/jql",
     ]
     assert second.requests == 6
+
+
+def test_big_search_pages_are_written_in_chunks_taken_out_of_the_page() -> None:
+    """A 1,000-issue Data Center page goes to the writer ``WRITE_CHUNK`` issues at a time,
+    each chunk removed from its page as it is handed on (so a written chunk can be freed)."""
+    from programview_connectors.jira.streams import WRITE_CHUNK, _in_chunks
+
+    page = [{"id": str(n)} for n in range(2 * WRITE_CHUNK + 10)]
+    left: list[int] = []
+
+    async def pages() -> Any:
+        yield page
+        yield []
+
+    async def collect() -> list[int]:
+        sizes = []
+        async for chunk in _in_chunks(pages()):
+            sizes.append(len(chunk))
+            left.append(len(page))
+        return sizes
+
+    assert asyncio.run(collect()) == [WRITE_CHUNK, WRITE_CHUNK, 10]
+    assert left == [WRITE_CHUNK + 10, 10, 0]

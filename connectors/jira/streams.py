@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -74,6 +74,9 @@ WORKLOG_PAGE = 5000
 MAX_HELD_ISSUES = 5000
 #: Per-issue completions (changelog on DC, long worklogs) run this many at a time.
 PER_ISSUE_CONCURRENCY = 8
+#: Issues written per page transaction: a bigger search page (Data Center: 1,000) is
+#: written in chunks of this many, each committed with its own cursor (see ``_in_chunks``).
+WRITE_CHUNK = 250
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -288,7 +291,7 @@ class Issues(JiraStream):
         pending: list[Page] = []
         pending_truncated = 0
         # Closed at once if this stream stops early: the search holds an issue-page slot.
-        search = connector.search(jql, fields=fields, expand="changelog")
+        search = _in_chunks(connector.search(jql, fields=fields, expand="changelog"))
         async with contextlib.aclosing(search):
             async for issues in search:
                 if not issues:
@@ -352,6 +355,22 @@ class Issues(JiraStream):
 
     def map(self, raw: Raw, scope: str) -> Mapped:
         return map_issue(raw, scope, self.connector.settings)
+
+
+async def _in_chunks(
+    pages: AsyncGenerator[list[Raw], None], size: int = WRITE_CHUNK
+) -> AsyncGenerator[list[Raw], None]:
+    """Search pages cut into chunks of at most ``size`` issues, each taken out of its page
+    as it is handed on: a written chunk is freed while the rest of its page waits, and one
+    chunk's rows, texts and compressed payloads are built at a time (a Data Center page
+    holds 1,000 issues). The requests are the same: the page is still one request."""
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            while page:
+                chunk = page[:size]
+                del page[:size]
+                yield chunk
+                del chunk
 
 
 # --- per-issue completion (used by the connector) -----------------------------------------

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpcore  # noqa: F401 - see below
 import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -41,6 +42,10 @@ from programview.errors import ApiError, AuthError, NotFound, RateLimited
 from programview.progress import Progress
 
 log = logging.getLogger("programview.http")
+
+# ``httpcore`` (with ``trio`` when installed) is loaded by the first ``httpx.AsyncClient``, not
+# by ``import httpx``: imported with this module, so the first sync of a process does not
+# spend ~0.15 s importing it between its first requests.
 
 #: Header names whose values are credentials (besides anything containing these words).
 _SENSITIVE_WORDS = ("auth", "token", "key", "secret", "cookie", "session", "password")
@@ -262,11 +267,17 @@ class HttpClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         etag: str | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> HttpPage:
         """One page of a listing: GET (POST when ``json`` is given), decoded JSON plus headers
         and parsed ``Link`` relations, with the same retries as :meth:`get_json` (a truncated
         body is fetched again). ``etag`` makes it conditional: ``If-None-Match``, and a ``304``
-        comes back as a page with ``not_modified`` and no data."""
+        comes back as a page with ``not_modified`` and no data.
+
+        ``gate``: acquired once the body has arrived, before it is parsed, and still held
+        when the page is returned (the caller releases it; on an error it is released here).
+        So the request and the download need no slot, only the parsed page does: a caller
+        bounding parsed pages in memory still has the next request in flight meanwhile."""
         sent = dict(headers or {})
         expect: tuple[int, ...] = (200, 201)
         if etag:
@@ -274,7 +285,7 @@ class HttpClient:
             expect = (200, 201, 304)
         method = "GET" if json is None else "POST"
         response, data = await self._call(
-            method, path, params, json, sent or None, expect, parse=True
+            method, path, params, json, sent or None, expect, parse=True, gate=gate
         )
         links = {
             str(rel): str(link["url"])
@@ -301,6 +312,7 @@ class HttpClient:
         expect: Collection[int],
         *,
         parse: bool,
+        gate: asyncio.Semaphore | None = None,
     ) -> tuple[httpx.Response, Any]:
         budget = _Budget()
         where = f"{method} {self._path_of(path)}"
@@ -338,7 +350,7 @@ class HttpClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(
-                        method, path, params, json, headers, expect, parse, budget, where
+                        method, path, params, json, headers, expect, parse, budget, where, gate
                     )
         except _Retry as exc:
             if exc.rate_limited:
@@ -375,6 +387,7 @@ class HttpClient:
         parse: bool,
         budget: _Budget,
         where: str,
+        gate: asyncio.Semaphore | None = None,
     ) -> tuple[httpx.Response, Any]:
         resource = _resource_of(path)
         pause = self._pace_until.get(resource, 0.0) - self._clock()
@@ -440,13 +453,21 @@ class HttpClient:
                     del body
                 else:
                     text = body
+                if gate is not None:
+                    await gate.acquire()
                 try:
                     data = parse_json(text)
-                except ValueError as exc:
+                except BaseException as exc:
+                    if gate is not None:
+                        gate.release()
+                    if not isinstance(exc, ValueError):
+                        raise
                     raise self._transient(
                         budget, f"malformed JSON body ({exc})", status=status
                     ) from None
                 del text
+            elif gate is not None:
+                await gate.acquire()
             return response, data
 
         if status >= 500:

@@ -98,6 +98,8 @@ def parse_time(value: Any) -> datetime | None:
     length), and epoch numbers: seconds, or milliseconds when too large to be seconds. Anything
     else raises :class:`MappingError` (the payload is quarantined, not silently misread).
     """
+    if type(value) is str and value:  # the usual case first (a page has ~20 per issue)
+        return _parse_iso(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool):

@@ -626,8 +626,31 @@ def delete_where(conn: Connection, table_name: str, column: str, values: Iterabl
     tbl = table(table_name)
     unique = list(dict.fromkeys(values))
     size = len(unique) if conn.dialect.name == "postgresql" else BATCH_ROWS
+    plain = conn.dialect.name == "sqlite" and _plain_binds(conn.dialect, table_name, column)
     for batch in _chunks(unique, max(size, 1)):
-        conn.execute(sa.delete(tbl).where(in_values(conn, tbl.c[column], batch)))
+        if plain:
+            conn.exec_driver_sql(
+                _delete_sql(conn.dialect, table_name, column, len(batch)), tuple(batch)
+            )
+        else:
+            conn.execute(sa.delete(tbl).where(in_values(conn, tbl.c[column], batch)))
+
+
+@lru_cache(maxsize=256)
+def _plain_binds(dialect: sa.Dialect, table_name: str, column: str) -> bool:
+    """Whether ``column``'s values go to the driver as they are (no bind processor)."""
+    col = table(table_name).c[column]
+    return col.type.dialect_impl(dialect).bind_processor(dialect) is None
+
+
+@lru_cache(maxsize=1024)
+def _delete_sql(dialect: sa.Dialect, table_name: str, column: str, n: int) -> str:
+    """``DELETE … WHERE column IN (?, …)`` as driver SQL (SQLite), built once per size: the
+    SQLAlchemy statement renders its expanding ``IN`` anew on every call (measured: a
+    tenth of a Jira page's write, six child tables a page)."""
+    quote = dialect.identifier_preparer.quote
+    marks = ", ".join("?" * n)
+    return f"DELETE FROM {quote(table_name)} WHERE {quote(column)} IN ({marks})"
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
