@@ -779,52 +779,18 @@ def item_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
     """Issue events oldest first: assigned, milestoned and labeled at creation,
     unlabeled/labeled for each re-estimate (``points:N``), closed/reopened per status
     change (the last close carries the final ``state_reason``)."""
-    org = ctx.org
     scope = item.scope
-    raw: list[tuple[datetime, str, dict[str, Any]]] = []
     actor = item.reporter
-    if item.assignee is not None:
-        raw.append((item.created, "assigned", {"assignee": user_json(ctx, item.assignee)}))
-    if item.release_id is not None:
-        raw.append(
-            (
-                item.created,
-                "milestoned",
-                {"milestone": {"title": org.releases[item.release_id].name}},
-            )
-        )
-    first_points = item.points_history[0].points
-    for name in item.source_labels:
-        if name.startswith("points:"):
-            continue
-        raw.append((item.created, "labeled", {"label": _short_label(name)}))
-    if first_points is not None:
-        raw.append(
-            (item.created, "labeled", {"label": _short_label(f"points:{int(first_points)}")})
-        )
-    prev = first_points
-    for ch in item.points_history[1:]:
-        if prev is not None:
-            raw.append((ch.at, "unlabeled", {"label": _short_label(f"points:{int(prev)}")}))
-        if ch.points is not None:
-            raw.append((ch.at, "labeled", {"label": _short_label(f"points:{int(ch.points)}")}))
-        prev = ch.points
-    closes = [
-        i
-        for i in range(1, len(item.status_history))
-        if item.status_history[i].status == DONE and item.status_history[i - 1].status != DONE
-    ]
-    for i in range(1, len(item.status_history)):
-        before, now = item.status_history[i - 1], item.status_history[i]
-        if now.status == DONE and before.status != DONE:
-            reason = item.github_state_reason if i == closes[-1] else "completed"
-            raw.append((now.at, "closed", {"state_reason": reason}))
-        elif before.status == DONE and now.status != DONE:
-            raw.append((now.at, "reopened", {"state_reason": "reopened"}))
-    raw.sort(key=lambda e: e[0])
     out = []
-    for n, (at, kind, extra) in enumerate(raw):
-        eid = item.id * 64 + n
+    for eid, at, kind, detail in event_history(ctx.org, item):
+        if kind == "assigned":
+            extra: dict[str, Any] = {"assignee": user_json(ctx, item.assignee)}
+        elif kind == "milestoned":
+            extra = {"milestone": {"title": detail}}
+        elif kind in ("labeled", "unlabeled"):
+            extra = {"label": _short_label(str(detail))}
+        else:
+            extra = {"state_reason": detail}
         who = item.assignee if kind == "closed" and item.assignee is not None else actor
         ev: dict[str, Any] = {
             "id": eid,
@@ -842,6 +808,45 @@ def item_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
             ev["assigner"] = user_json(ctx, actor)
         out.append(ev)
     return out
+
+
+def event_history(org: Organisation, item: Item) -> list[tuple[int, datetime, str, str | None]]:
+    """``(event id, at, kind, detail)`` of ``item_events`` without rendering them (GraphQL's
+    timeline needs only these): detail is the label name (labeled, unlabeled), the milestone
+    title (milestoned), the state reason (closed, reopened), None (assigned)."""
+    raw: list[tuple[datetime, str, str | None]] = []
+    if item.assignee is not None:
+        raw.append((item.created, "assigned", None))
+    if item.release_id is not None:
+        raw.append((item.created, "milestoned", org.releases[item.release_id].name))
+    first_points = item.points_history[0].points
+    for name in item.source_labels:
+        if name.startswith("points:"):
+            continue
+        raw.append((item.created, "labeled", name))
+    if first_points is not None:
+        raw.append((item.created, "labeled", f"points:{int(first_points)}"))
+    prev = first_points
+    for ch in item.points_history[1:]:
+        if prev is not None:
+            raw.append((ch.at, "unlabeled", f"points:{int(prev)}"))
+        if ch.points is not None:
+            raw.append((ch.at, "labeled", f"points:{int(ch.points)}"))
+        prev = ch.points
+    closes = [
+        i
+        for i in range(1, len(item.status_history))
+        if item.status_history[i].status == DONE and item.status_history[i - 1].status != DONE
+    ]
+    for i in range(1, len(item.status_history)):
+        before, now = item.status_history[i - 1], item.status_history[i]
+        if now.status == DONE and before.status != DONE:
+            reason = item.github_state_reason if i == closes[-1] else "completed"
+            raw.append((now.at, "closed", reason))
+        elif before.status == DONE and now.status != DONE:
+            raw.append((now.at, "reopened", "reopened"))
+    raw.sort(key=lambda e: e[0])
+    return [(item.id * 64 + n, at, kind, detail) for n, (at, kind, detail) in enumerate(raw)]
 
 
 def _short_label(name: str) -> dict[str, str]:

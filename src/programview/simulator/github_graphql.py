@@ -396,8 +396,8 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
         wanted = {t.replace("_", "").lower() for t in args.get("itemTypes") or []}
         events = [
             e
-            for e in (_timeline_event(ev) for ev in gh.item_events(ctx, issue["_record"]))
-            if e is not None and (not wanted or e["__typename"].lower() in wanted)
+            for e in (_timeline_event(*ev) for ev in gh.event_history(ctx.org, issue["_record"]))
+            if not wanted or e["__typename"].lower() in wanted
         ]
         return _connection(list(enumerate(events)), args, key=lambda n: n[0], value=lambda n: n[1])
 
@@ -725,26 +725,20 @@ _EVENT_TYPES = {
 }
 
 
-def _timeline_event(ev: dict[str, Any]) -> dict[str, Any] | None:
-    typename = _EVENT_TYPES.get(ev["event"])
-    if typename is None:
-        return None
+def _timeline_event(eid: int, at: datetime, kind: str, detail: str | None) -> dict[str, Any]:
+    """One timeline item from ``github_api.event_history`` (the REST events, as GraphQL
+    shows them)."""
     out: dict[str, Any] = {
-        "__typename": typename,
-        "id": gh._node("IE_lADO", ev["id"]),
-        "createdAt": ev["created_at"],
+        "__typename": _EVENT_TYPES[kind],
+        "id": gh._node("IE_lADO", eid),
+        "createdAt": github_time(at),
     }
-    if "label" in ev:
-        out["label"] = {
-            "__typename": "Label",
-            "name": ev["label"]["name"],
-            "id": ev["label"]["name"],
-        }
-    if typename in ("ClosedEvent", "ReopenedEvent"):
-        reason = ev.get("state_reason")
-        out["stateReason"] = reason.upper() if reason else None
-    if "milestone" in ev:
-        out["milestoneTitle"] = ev["milestone"]["title"]
+    if kind in ("labeled", "unlabeled"):
+        out["label"] = {"__typename": "Label", "name": detail, "id": detail}
+    elif kind in ("closed", "reopened"):
+        out["stateReason"] = detail.upper() if detail else None
+    elif kind == "milestoned":
+        out["milestoneTitle"] = detail
     return out
 
 
