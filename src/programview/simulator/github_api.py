@@ -176,6 +176,9 @@ class _Index:
         default_factory=dict
     )
     project_items: list[tuple[tuple[int, int], Record | None]] | None = None
+    #: JSON pieces every answer repeats (users, labels, milestones, issue types), by base URL
+    #: and what they show: see ``_shared``
+    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 _INDEXES: weakref.WeakKeyDictionary[Organisation, _Index] = weakref.WeakKeyDictionary()
@@ -309,10 +312,26 @@ def _paged(
 # --- JSON renderers --------------------------------------------------------------------
 
 
+def _shared(ctx: Ctx, key: tuple[Any, ...], render: Callable[[], Any]) -> Any:
+    """``render()`` once per state of the organisation and base URL: a page of 100 issues
+    repeats the same few users, labels and milestones (rendering them was a fifth of a
+    listing's time). Callers only ever place these objects in an answer, never change them."""
+    cache = _index(ctx.org).rendered
+    full = (ctx.base_url, *key)
+    found = cache.get(full)
+    if found is None:
+        found = cache[full] = render()
+    return found
+
+
 def user_json(ctx: Ctx, person_id: int | None) -> dict[str, Any] | None:
     """A ``simple-user`` object (GitHub ids are person id + 1, as ``GET /user`` says)."""
     if person_id is None:
         return None
+    return _shared(ctx, ("user", person_id), lambda: _user_json(ctx, person_id))  # type: ignore[no-any-return]
+
+
+def _user_json(ctx: Ctx, person_id: int) -> dict[str, Any]:
     person = ctx.org.person(person_id)
     uid = 1 + person.id
     api = f"{ctx.base_url}/users/{person.login}"
@@ -343,6 +362,10 @@ def _label_id(scope: Scope, name: str) -> int:
 
 
 def label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
+    return _shared(ctx, ("label", scope.path, name), lambda: _label_json(ctx, scope, name))  # type: ignore[no-any-return]
+
+
+def _label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
     if name.startswith("points:"):
         description = f"Story points: {name.split(':', 1)[1]}"
     elif name.startswith("priority:"):
@@ -367,6 +390,10 @@ def _milestone_counts(ctx: Ctx, rel: Release) -> tuple[int, int]:
 
 
 def milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
+    return _shared(ctx, ("milestone", rel.id), lambda: _milestone_json(ctx, rel))  # type: ignore[no-any-return]
+
+
+def _milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
     scope = ctx.org.scope(rel.scope_path)
     api = f"{ctx.base_url}/repos/{scope.path}/milestones/{rel.number}"
     open_n, closed_n = _milestone_counts(ctx, rel)
@@ -391,6 +418,10 @@ def milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
 
 
 def issue_type_json(ctx: Ctx, name: str) -> dict[str, Any]:
+    return _shared(ctx, ("type", name), lambda: _issue_type_json(name))  # type: ignore[no-any-return]
+
+
+def _issue_type_json(name: str) -> dict[str, Any]:
     tid = 400 + sorted(GITHUB_TYPES.values()).index(name)
     created = github_time(datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
     return {
