@@ -97,6 +97,14 @@ class FastExecutor(IncrementalExecutor):
     """See the module docstring. Use with ``graphql.execute(..., executor_class=FastExecutor,
     is_awaitable=is_awaitable)``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # per answer: keyed by the identity of graphql-core's collected selections (kept
+        # alive beside each entry, so an id is never reused while the answer runs)
+        self._fast_plans: dict[int, tuple[Any, Any, list[_PlanEntry]]] = {}
+        self._fast_args: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._fast_types: dict[tuple[str, str], GraphQLObjectType | None] = {}
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,
@@ -244,7 +252,7 @@ class FastExecutor(IncrementalExecutor):
         node = details.node
         if not (field_def.args or node.arguments):
             return {}
-        cache: dict[int, tuple[Any, dict[str, Any]]] = self.__dict__.setdefault("_fast_args", {})
+        cache = self._fast_args
         key = id(details)
         found = cache.get(key)
         if found is not None and found[0] is details:
@@ -264,9 +272,7 @@ class FastExecutor(IncrementalExecutor):
         resolution would pick it without more ado (else ``None``: the general way decides)."""
         if not isinstance(name, str):
             return None
-        cache: dict[tuple[str, str], GraphQLObjectType | None] = self.__dict__.setdefault(
-            "_fast_types", {}
-        )
+        cache = self._fast_types
         key = (abstract.name, name)
         if key in cache:
             return cache[key]
@@ -286,9 +292,7 @@ class FastExecutor(IncrementalExecutor):
     ) -> list[_PlanEntry]:
         """How each field of one collected selection is executed, worked out once per
         selection and answer (graphql-core hands the same collected set to every list item)."""
-        plans: dict[int, tuple[Any, Any, list[_PlanEntry]]] = self.__dict__.setdefault(
-            "_fast_plans", {}
-        )
+        plans = self._fast_plans
         key = id(grouped_field_set)
         found = plans.get(key)
         if found is not None and found[0] is grouped_field_set and found[1] is parent_type:
