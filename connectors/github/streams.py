@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -273,7 +273,7 @@ class Issues(GitHubStream):
 
     async def _full_listing(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
-    ) -> AsyncIterator[tuple[Page, asyncio.Future[None] | None]]:
+    ) -> AsyncGenerator[tuple[Page, asyncio.Future[None] | None], None]:
         """The full read's pages in listing order, each with the task completing it."""
         window = options.window
         params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}

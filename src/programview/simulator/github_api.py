@@ -328,7 +328,7 @@ def user_json(ctx: Ctx, person_id: int | None) -> dict[str, Any] | None:
     """A ``simple-user`` object (GitHub ids are person id + 1, as ``GET /user`` says)."""
     if person_id is None:
         return None
-    return _shared(ctx, ("user", person_id), lambda: _user_json(ctx, person_id))  # type: ignore[no-any-return]
+    return _shared(ctx, ("user", person_id), lambda: _user_json(ctx, person_id))
 
 
 def _user_json(ctx: Ctx, person_id: int) -> dict[str, Any]:
@@ -362,7 +362,7 @@ def _label_id(scope: Scope, name: str) -> int:
 
 
 def label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
-    return _shared(ctx, ("label", scope.path, name), lambda: _label_json(ctx, scope, name))  # type: ignore[no-any-return]
+    return _shared(ctx, ("label", scope.path, name), lambda: _label_json(ctx, scope, name))
 
 
 def _label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def _milestone_counts(ctx: Ctx, rel: Release) -> tuple[int, int]:
 
 
 def milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
-    return _shared(ctx, ("milestone", rel.id), lambda: _milestone_json(ctx, rel))  # type: ignore[no-any-return]
+    return _shared(ctx, ("milestone", rel.id), lambda: _milestone_json(ctx, rel))
 
 
 def _milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
@@ -418,7 +418,7 @@ def _milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
 
 
 def issue_type_json(ctx: Ctx, name: str) -> dict[str, Any]:
-    return _shared(ctx, ("type", name), lambda: _issue_type_json(name))  # type: ignore[no-any-return]
+    return _shared(ctx, ("type", name), lambda: _issue_type_json(name))
 
 
 def _issue_type_json(name: str) -> dict[str, Any]:

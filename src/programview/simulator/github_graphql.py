@@ -59,7 +59,7 @@ from graphql.type.validate import validate_schema
 from programview.simulator import github_api as gh
 from programview.simulator.app import Ctx, github_time, iso_date
 from programview.simulator.generator import DONE, GITHUB_PROJECT_STATUS, Item
-from programview.simulator.graphql_executor import FastExecutor, is_awaitable
+from programview.simulator.graphql_executor import fast_execution
 
 MAX_PAGE = 100
 MAX_NODES = 500_000
@@ -123,8 +123,7 @@ def graphql_answer(ctx: Ctx) -> dict[str, Any]:
         context_value=_Context(ctx, cost),
         variable_values=variables,
         operation_name=operation,
-        executor_class=FastExecutor,
-        is_awaitable=is_awaitable,
+        **fast_execution(),
     )
     assert isinstance(result, ExecutionResult)  # every resolver is synchronous
     answer: dict[str, Any] = {"data": result.data}

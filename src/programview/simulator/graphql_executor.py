@@ -20,12 +20,16 @@ Anything else (a null for a non-null type, a failed coercion, a value that is ca
 exception, a dict without a valid ``__typename``, ``@stream``, middleware, custom field or type
 resolvers) goes graphql-core's general way for that value, so answers and errors (messages,
 paths, null propagation) stay graphql-core's own. Resolvers must be synchronous.
+
+It builds on graphql-core 3.3's executor internals; with any other version ``fast_execution``
+returns nothing and graphql-core's own executor answers (the same answers, only slower).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import graphql
 from graphql import (
     GraphQLAbstractType,
     GraphQLEnumType,
@@ -46,7 +50,7 @@ from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from graphql.pyutils import is_awaitable as _is_awaitable
 
-__all__ = ["FastExecutor", "is_awaitable"]
+__all__ = ["FastExecutor", "fast_execution", "is_awaitable"]
 
 #: Types no resolver returns as an awaitable: answered without graphql-core's probe.
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None), tuple})
@@ -319,10 +323,19 @@ class FastExecutor(IncrementalExecutor):
             else:
                 kind = _GENERAL
             leaf, non_null = None, False
-            if kind == _DEFAULT:
-                non_null = isinstance(field_def.type, GraphQLNonNull)
-                inner = field_def.type.of_type if non_null else field_def.type
+            if kind == _DEFAULT and field_def is not None:
+                inner: Any = field_def.type
+                if isinstance(inner, GraphQLNonNull):
+                    non_null, inner = True, inner.of_type
                 leaf = inner if isinstance(inner, _LEAVES) else None
             plan.append((response_name, details, kind, field_def, name, streams, leaf, non_null))
         plans[key] = (grouped_field_set, parent_type, plan)
         return plan
+
+
+def fast_execution() -> dict[str, Any]:
+    """The ``graphql.execute`` arguments that use ``FastExecutor`` (none when the installed
+    graphql-core is not the 3.3 whose internals it was written against)."""
+    if tuple(graphql.version_info[:2]) != (3, 3):
+        return {}
+    return {"executor_class": FastExecutor, "is_awaitable": is_awaitable}
