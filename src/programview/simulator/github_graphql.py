@@ -400,6 +400,10 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
         ]
         return _connection(list(enumerate(events)), args, key=lambda n: n[0], value=lambda n: n[1])
 
+    @on("ProjectV2Item", "content")
+    def item_content(item: dict[str, Any], info: Any) -> dict[str, Any]:
+        return _item_content(info.context.ctx, item["_record"])
+
     @on("Issue", "projectItems")
     def project_items(issue: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
         ctx = info.context.ctx
@@ -482,7 +486,7 @@ def _project(ctx: Ctx) -> dict[str, Any]:
     live = [i for i in org.live_items() if i.system == "github"]
     return {
         "__typename": "ProjectV2",
-        "id": f"PVT_kwDO{gh._hex('project', 10)}",
+        "id": _project_id(),
         "title": gh.PROJECT_TITLE,
         "number": org.github_project_number,
         "url": f"{gh._web(ctx)}/orgs/{org.github_org}/projects/{org.github_project_number}",
@@ -614,23 +618,14 @@ def _field_values(ctx: Ctx, rec: Any) -> list[dict[str, Any]]:
 
 
 def _item(ctx: Ctx, key: tuple[int, int], rec: Any) -> dict[str, Any]:
+    """A project item; its ``content`` is built only when a query asks for it (the details
+    and board queries do not: see the ``ProjectV2Item.content`` resolver)."""
     org = ctx.org
     if rec is None:
         kind = "DRAFT_ISSUE"
-        content: dict[str, Any] = {
-            "__typename": "DraftIssue",
-            "id": gh._node("DI_lADO", gh._DRAFT_ID),
-            "title": DRAFT_TITLE,
-            "body": "",
-        }
         created = updated = gh._generation_time(org) - timedelta(days=3)
-    elif isinstance(rec, gh.PullRequest):
-        kind = "PULL_REQUEST"
-        content = _pull_node(ctx, rec)
-        created, updated = rec.created, rec.updated
     else:
-        kind = "ISSUE"
-        content = _issue_node(ctx, rec)
+        kind = "PULL_REQUEST" if isinstance(rec, gh.PullRequest) else "ISSUE"
         created, updated = rec.created, rec.updated
     return {
         "__typename": "ProjectV2Item",
@@ -640,15 +635,33 @@ def _item(ctx: Ctx, key: tuple[int, int], rec: Any) -> dict[str, Any]:
         "createdAt": github_time(created),
         "updatedAt": github_time(updated),
         "isArchived": False,
-        "content": content,
         "project": {
             "__typename": "ProjectV2",
             "number": org.github_project_number,
             "owner": {"__typename": "Organization", "login": org.github_org},
-            "id": f"PVT_kwDO{gh._hex('project', 10)}",
+            "id": _project_id(),
             "title": gh.PROJECT_TITLE,
         },
     }
+
+
+def _item_content(ctx: Ctx, rec: Any) -> dict[str, Any]:
+    """What a project item shows: its draft, pull request or issue."""
+    if rec is None:
+        return {
+            "__typename": "DraftIssue",
+            "id": gh._node("DI_lADO", gh._DRAFT_ID),
+            "title": DRAFT_TITLE,
+            "body": "",
+        }
+    if isinstance(rec, gh.PullRequest):
+        return _pull_node(ctx, rec)
+    return _issue_node(ctx, rec)
+
+
+@cache
+def _project_id() -> str:
+    return f"PVT_kwDO{gh._hex('project', 10)}"
 
 
 def _repository(scope: Any) -> dict[str, Any]:
