@@ -234,7 +234,18 @@ class Issues(GitHubStream):
         details call and blocked-by lists) starts as soon as it is listed, so while the
         engine writes one page the next ones are already being completed (``COMPLETE_AHEAD``):
         a page costs about its longest step, not the sum of its listing, completion and write.
-        Pages are still yielded in listing order, each complete, with the same cursors."""
+        Pages are still yielded in listing order, each complete, with the same cursors.
+
+        A backfill reads one page at a time as before (its pages are not completed ahead): it
+        runs beside the regular syncs, and a stop must find its window half read, not already
+        finished by pages completed in advance."""
+        if options.backfill:
+            async with contextlib.aclosing(self._full_listing(scope, cursor, options)) as listed:
+                async for page, completing in listed:
+                    if completing is not None:
+                        await completing
+                    yield page
+            return
         queue: asyncio.Queue[tuple[Page, asyncio.Future[None] | None] | None] = asyncio.Queue(
             maxsize=COMPLETE_AHEAD - 1
         )
