@@ -25,8 +25,9 @@ whose pages are *patches* merged into the stored issue payloads (see docs/connec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,6 +58,8 @@ Raw = dict[str, Any]
 PAGE = 100
 #: Per-issue REST calls (blocked-by lists) at once.
 PER_ISSUE_CONCURRENCY = 8
+#: A full read lists and completes up to this many pages ahead of the one being written.
+COMPLETE_AHEAD = 2
 #: An incremental listing keeps its URL (so an unchanged one is a free 304) while its
 #: ``since`` is at most this many days older than the window's.
 STICKY_DAYS = 30
@@ -227,7 +230,62 @@ class Issues(GitHubStream):
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
     ) -> AsyncIterator[Page]:
         """Oldest first, the cursor committed with every page (a backfill's to its own window
-        state), the next page requested while this one completes."""
+        state). The listing goes on in a task of its own, and each page's completion (its
+        details call and blocked-by lists) starts as soon as it is listed, so while the
+        engine writes one page the next ones are already being completed (``COMPLETE_AHEAD``):
+        a page costs about its longest step, not the sum of its listing, completion and write.
+        Pages are still yielded in listing order, each complete, with the same cursors.
+
+        A backfill reads one page at a time as before (its pages are not completed ahead): it
+        runs beside the regular syncs, and a stop must find its window half read, not already
+        finished by pages completed in advance."""
+        if options.backfill:
+            async with contextlib.aclosing(self._full_listing(scope, cursor, options)) as listed:
+                async for page, completing in listed:
+                    if completing is not None:
+                        await completing
+                    yield page
+            return
+        queue: asyncio.Queue[tuple[Page, asyncio.Future[None] | None] | None] = asyncio.Queue(
+            maxsize=COMPLETE_AHEAD - 1
+        )
+
+        async def produce() -> None:
+            async with contextlib.aclosing(self._full_listing(scope, cursor, options)) as pages:
+                async for entry in pages:
+                    await queue.put(entry)
+            await queue.put(None)
+
+        producer = asyncio.ensure_future(produce())
+        getter: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():  # the listing failed: its error is the stream's
+                    producer.result()
+                    raise AssertionError("the listing ended without its end mark")
+                entry = getter.result()
+                if entry is None:
+                    return
+                page, completing = entry
+                if completing is not None:
+                    await completing
+                yield page
+        finally:
+            # stopped, failed or closed early: nothing completed ahead is left running
+            for task in (getter, producer):
+                if task is not None:
+                    await _cancelled(task)
+            while not queue.empty():
+                left = queue.get_nowait()
+                if left is not None and left[1] is not None:
+                    await _cancelled(left[1])
+
+    async def _full_listing(
+        self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
+    ) -> AsyncGenerator[tuple[Page, asyncio.Future[None] | None], None]:
+        """The full read's pages in listing order, each with the task completing it."""
         window = options.window
         params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc"}
         if window.since is not None:
@@ -255,10 +313,17 @@ class Issues(GitHubStream):
                 if updated and (newest is None or _later(updated, newest)):
                     newest = updated
                 recent[iid] = updated
-            await self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            completing = asyncio.ensure_future(
+                self.connector.complete_issues(scope, [r for r in fresh if isinstance(r, dict)])
+            )
             # A backfill's cursor goes to its own window state (the engine's), so a stopped
             # backfill resumes there and the incremental cursor is never touched.
-            yield Page(fresh, cursor=self._cursor(newest, recent, options) if newest else cursor)
+            page_cursor = self._cursor(newest, recent, options) if newest else cursor
+            try:
+                yield Page(fresh, cursor=page_cursor), completing
+            except BaseException:  # closed while this page was being handed on
+                await _cancelled(completing)
+                raise
             if past_window:
                 break
         if moved_back is not None and not options.backfill:
@@ -268,7 +333,7 @@ class Issues(GitHubStream):
                 scope,
                 moved_back,
             )
-            yield Page([], cursor={"updated_at": moved_back, "recent": {}})
+            yield Page([], cursor={"updated_at": moved_back, "recent": {}}), None
 
     async def _incremental_read(
         self, scope: str, cursor: dict[str, Any] | None, options: SyncOptions
@@ -417,6 +482,14 @@ def slim(raw: Raw) -> Raw:
     if isinstance(out.get("pull_request"), dict):
         out["pull_request"] = _pick(out["pull_request"], ("url", "merged_at"))
     return out
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for it, whatever it ends with (its error, if any, is not
+    this caller's to report)."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 def _later(a: str, b: str) -> bool:

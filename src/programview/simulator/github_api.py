@@ -176,6 +176,9 @@ class _Index:
         default_factory=dict
     )
     project_items: list[tuple[tuple[int, int], Record | None]] | None = None
+    #: JSON pieces every answer repeats (users, labels, milestones, issue types), by base URL
+    #: and what they show: see ``_shared``
+    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 _INDEXES: weakref.WeakKeyDictionary[Organisation, _Index] = weakref.WeakKeyDictionary()
@@ -309,10 +312,26 @@ def _paged(
 # --- JSON renderers --------------------------------------------------------------------
 
 
+def _shared(ctx: Ctx, key: tuple[Any, ...], render: Callable[[], Any]) -> Any:
+    """``render()`` once per state of the organisation and base URL: a page of 100 issues
+    repeats the same few users, labels and milestones (rendering them was a fifth of a
+    listing's time). Callers only ever place these objects in an answer, never change them."""
+    cache = _index(ctx.org).rendered
+    full = (ctx.base_url, *key)
+    found = cache.get(full)
+    if found is None:
+        found = cache[full] = render()
+    return found
+
+
 def user_json(ctx: Ctx, person_id: int | None) -> dict[str, Any] | None:
     """A ``simple-user`` object (GitHub ids are person id + 1, as ``GET /user`` says)."""
     if person_id is None:
         return None
+    return _shared(ctx, ("user", person_id), lambda: _user_json(ctx, person_id))
+
+
+def _user_json(ctx: Ctx, person_id: int) -> dict[str, Any]:
     person = ctx.org.person(person_id)
     uid = 1 + person.id
     api = f"{ctx.base_url}/users/{person.login}"
@@ -343,6 +362,10 @@ def _label_id(scope: Scope, name: str) -> int:
 
 
 def label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
+    return _shared(ctx, ("label", scope.path, name), lambda: _label_json(ctx, scope, name))
+
+
+def _label_json(ctx: Ctx, scope: Scope, name: str) -> dict[str, Any]:
     if name.startswith("points:"):
         description = f"Story points: {name.split(':', 1)[1]}"
     elif name.startswith("priority:"):
@@ -367,6 +390,10 @@ def _milestone_counts(ctx: Ctx, rel: Release) -> tuple[int, int]:
 
 
 def milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
+    return _shared(ctx, ("milestone", rel.id), lambda: _milestone_json(ctx, rel))
+
+
+def _milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
     scope = ctx.org.scope(rel.scope_path)
     api = f"{ctx.base_url}/repos/{scope.path}/milestones/{rel.number}"
     open_n, closed_n = _milestone_counts(ctx, rel)
@@ -391,6 +418,10 @@ def milestone_json(ctx: Ctx, rel: Release) -> dict[str, Any]:
 
 
 def issue_type_json(ctx: Ctx, name: str) -> dict[str, Any]:
+    return _shared(ctx, ("type", name), lambda: _issue_type_json(name))
+
+
+def _issue_type_json(name: str) -> dict[str, Any]:
     tid = 400 + sorted(GITHUB_TYPES.values()).index(name)
     created = github_time(datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
     return {
@@ -779,52 +810,18 @@ def item_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
     """Issue events oldest first: assigned, milestoned and labeled at creation,
     unlabeled/labeled for each re-estimate (``points:N``), closed/reopened per status
     change (the last close carries the final ``state_reason``)."""
-    org = ctx.org
     scope = item.scope
-    raw: list[tuple[datetime, str, dict[str, Any]]] = []
     actor = item.reporter
-    if item.assignee is not None:
-        raw.append((item.created, "assigned", {"assignee": user_json(ctx, item.assignee)}))
-    if item.release_id is not None:
-        raw.append(
-            (
-                item.created,
-                "milestoned",
-                {"milestone": {"title": org.releases[item.release_id].name}},
-            )
-        )
-    first_points = item.points_history[0].points
-    for name in item.source_labels:
-        if name.startswith("points:"):
-            continue
-        raw.append((item.created, "labeled", {"label": _short_label(name)}))
-    if first_points is not None:
-        raw.append(
-            (item.created, "labeled", {"label": _short_label(f"points:{int(first_points)}")})
-        )
-    prev = first_points
-    for ch in item.points_history[1:]:
-        if prev is not None:
-            raw.append((ch.at, "unlabeled", {"label": _short_label(f"points:{int(prev)}")}))
-        if ch.points is not None:
-            raw.append((ch.at, "labeled", {"label": _short_label(f"points:{int(ch.points)}")}))
-        prev = ch.points
-    closes = [
-        i
-        for i in range(1, len(item.status_history))
-        if item.status_history[i].status == DONE and item.status_history[i - 1].status != DONE
-    ]
-    for i in range(1, len(item.status_history)):
-        before, now = item.status_history[i - 1], item.status_history[i]
-        if now.status == DONE and before.status != DONE:
-            reason = item.github_state_reason if i == closes[-1] else "completed"
-            raw.append((now.at, "closed", {"state_reason": reason}))
-        elif before.status == DONE and now.status != DONE:
-            raw.append((now.at, "reopened", {"state_reason": "reopened"}))
-    raw.sort(key=lambda e: e[0])
     out = []
-    for n, (at, kind, extra) in enumerate(raw):
-        eid = item.id * 64 + n
+    for eid, at, kind, detail in event_history(ctx.org, item):
+        if kind == "assigned":
+            extra: dict[str, Any] = {"assignee": user_json(ctx, item.assignee)}
+        elif kind == "milestoned":
+            extra = {"milestone": {"title": detail}}
+        elif kind in ("labeled", "unlabeled"):
+            extra = {"label": _short_label(str(detail))}
+        else:
+            extra = {"state_reason": detail}
         who = item.assignee if kind == "closed" and item.assignee is not None else actor
         ev: dict[str, Any] = {
             "id": eid,
@@ -842,6 +839,45 @@ def item_events(ctx: Ctx, item: Item) -> list[dict[str, Any]]:
             ev["assigner"] = user_json(ctx, actor)
         out.append(ev)
     return out
+
+
+def event_history(org: Organisation, item: Item) -> list[tuple[int, datetime, str, str | None]]:
+    """``(event id, at, kind, detail)`` of ``item_events`` without rendering them (GraphQL's
+    timeline needs only these): detail is the label name (labeled, unlabeled), the milestone
+    title (milestoned), the state reason (closed, reopened), None (assigned)."""
+    raw: list[tuple[datetime, str, str | None]] = []
+    if item.assignee is not None:
+        raw.append((item.created, "assigned", None))
+    if item.release_id is not None:
+        raw.append((item.created, "milestoned", org.releases[item.release_id].name))
+    first_points = item.points_history[0].points
+    for name in item.source_labels:
+        if name.startswith("points:"):
+            continue
+        raw.append((item.created, "labeled", name))
+    if first_points is not None:
+        raw.append((item.created, "labeled", f"points:{int(first_points)}"))
+    prev = first_points
+    for ch in item.points_history[1:]:
+        if prev is not None:
+            raw.append((ch.at, "unlabeled", f"points:{int(prev)}"))
+        if ch.points is not None:
+            raw.append((ch.at, "labeled", f"points:{int(ch.points)}"))
+        prev = ch.points
+    closes = [
+        i
+        for i in range(1, len(item.status_history))
+        if item.status_history[i].status == DONE and item.status_history[i - 1].status != DONE
+    ]
+    for i in range(1, len(item.status_history)):
+        before, now = item.status_history[i - 1], item.status_history[i]
+        if now.status == DONE and before.status != DONE:
+            reason = item.github_state_reason if i == closes[-1] else "completed"
+            raw.append((now.at, "closed", reason))
+        elif before.status == DONE and now.status != DONE:
+            raw.append((now.at, "reopened", "reopened"))
+    raw.sort(key=lambda e: e[0])
+    return [(item.id * 64 + n, at, kind, detail) for n, (at, kind, detail) in enumerate(raw)]
 
 
 def _short_label(name: str) -> dict[str, str]:

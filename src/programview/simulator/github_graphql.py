@@ -3,7 +3,9 @@
 Every request is parsed, validated and executed by graphql-core against GitHub's own published
 schema (``github_schema.graphql``), so a query real GitHub would reject (an unknown field, a
 missing fragment, a wrong argument) fails here the same way, aliases, variables and fragments
-work, and union members show only the fields their fragments ask for.
+work, and union members show only the fields their fragments ask for. Parsing and validation
+are cached by query text; execution uses ``graphql_executor.FastExecutor`` (graphql-core's
+executor with a short way through the plain dicts the resolvers return: same answers).
 
 Served (resolvers below; everything else in the schema answers ``null``):
 
@@ -59,6 +61,7 @@ from graphql.type.validate import validate_schema
 from programview.simulator import github_api as gh
 from programview.simulator.app import Ctx, github_time, iso_date
 from programview.simulator.generator import DONE, GITHUB_PROJECT_STATUS, Item
+from programview.simulator.graphql_executor import fast_execution
 
 MAX_PAGE = 100
 MAX_NODES = 500_000
@@ -122,6 +125,7 @@ def graphql_answer(ctx: Ctx) -> dict[str, Any]:
         context_value=_Context(ctx, cost),
         variable_values=variables,
         operation_name=operation,
+        **fast_execution(),
     )
     assert isinstance(result, ExecutionResult)  # every resolver is synchronous
     answer: dict[str, Any] = {"data": result.data}
@@ -393,10 +397,14 @@ def _install_resolvers(sch: GraphQLSchema) -> None:
         wanted = {t.replace("_", "").lower() for t in args.get("itemTypes") or []}
         events = [
             e
-            for e in (_timeline_event(ev) for ev in gh.item_events(ctx, issue["_record"]))
-            if e is not None and (not wanted or e["__typename"].lower() in wanted)
+            for e in (_timeline_event(*ev) for ev in gh.event_history(ctx.org, issue["_record"]))
+            if not wanted or e["__typename"].lower() in wanted
         ]
         return _connection(list(enumerate(events)), args, key=lambda n: n[0], value=lambda n: n[1])
+
+    @on("ProjectV2Item", "content")
+    def item_content(item: dict[str, Any], info: Any) -> dict[str, Any]:
+        return _item_content(info.context.ctx, item["_record"])
 
     @on("Issue", "projectItems")
     def project_items(issue: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
@@ -480,7 +488,7 @@ def _project(ctx: Ctx) -> dict[str, Any]:
     live = [i for i in org.live_items() if i.system == "github"]
     return {
         "__typename": "ProjectV2",
-        "id": f"PVT_kwDO{gh._hex('project', 10)}",
+        "id": _project_id(),
         "title": gh.PROJECT_TITLE,
         "number": org.github_project_number,
         "url": f"{gh._web(ctx)}/orgs/{org.github_org}/projects/{org.github_project_number}",
@@ -612,23 +620,14 @@ def _field_values(ctx: Ctx, rec: Any) -> list[dict[str, Any]]:
 
 
 def _item(ctx: Ctx, key: tuple[int, int], rec: Any) -> dict[str, Any]:
+    """A project item; its ``content`` is built only when a query asks for it (the details
+    and board queries do not: see the ``ProjectV2Item.content`` resolver)."""
     org = ctx.org
     if rec is None:
         kind = "DRAFT_ISSUE"
-        content: dict[str, Any] = {
-            "__typename": "DraftIssue",
-            "id": gh._node("DI_lADO", gh._DRAFT_ID),
-            "title": DRAFT_TITLE,
-            "body": "",
-        }
         created = updated = gh._generation_time(org) - timedelta(days=3)
-    elif isinstance(rec, gh.PullRequest):
-        kind = "PULL_REQUEST"
-        content = _pull_node(ctx, rec)
-        created, updated = rec.created, rec.updated
     else:
-        kind = "ISSUE"
-        content = _issue_node(ctx, rec)
+        kind = "PULL_REQUEST" if isinstance(rec, gh.PullRequest) else "ISSUE"
         created, updated = rec.created, rec.updated
     return {
         "__typename": "ProjectV2Item",
@@ -638,15 +637,33 @@ def _item(ctx: Ctx, key: tuple[int, int], rec: Any) -> dict[str, Any]:
         "createdAt": github_time(created),
         "updatedAt": github_time(updated),
         "isArchived": False,
-        "content": content,
         "project": {
             "__typename": "ProjectV2",
             "number": org.github_project_number,
             "owner": {"__typename": "Organization", "login": org.github_org},
-            "id": f"PVT_kwDO{gh._hex('project', 10)}",
+            "id": _project_id(),
             "title": gh.PROJECT_TITLE,
         },
     }
+
+
+def _item_content(ctx: Ctx, rec: Any) -> dict[str, Any]:
+    """What a project item shows: its draft, pull request or issue."""
+    if rec is None:
+        return {
+            "__typename": "DraftIssue",
+            "id": gh._node("DI_lADO", gh._DRAFT_ID),
+            "title": DRAFT_TITLE,
+            "body": "",
+        }
+    if isinstance(rec, gh.PullRequest):
+        return _pull_node(ctx, rec)
+    return _issue_node(ctx, rec)
+
+
+@cache
+def _project_id() -> str:
+    return f"PVT_kwDO{gh._hex('project', 10)}"
 
 
 def _repository(scope: Any) -> dict[str, Any]:
@@ -722,26 +739,20 @@ _EVENT_TYPES = {
 }
 
 
-def _timeline_event(ev: dict[str, Any]) -> dict[str, Any] | None:
-    typename = _EVENT_TYPES.get(ev["event"])
-    if typename is None:
-        return None
+def _timeline_event(eid: int, at: datetime, kind: str, detail: str | None) -> dict[str, Any]:
+    """One timeline item from ``github_api.event_history`` (the REST events, as GraphQL
+    shows them)."""
     out: dict[str, Any] = {
-        "__typename": typename,
-        "id": gh._node("IE_lADO", ev["id"]),
-        "createdAt": ev["created_at"],
+        "__typename": _EVENT_TYPES[kind],
+        "id": gh._node("IE_lADO", eid),
+        "createdAt": github_time(at),
     }
-    if "label" in ev:
-        out["label"] = {
-            "__typename": "Label",
-            "name": ev["label"]["name"],
-            "id": ev["label"]["name"],
-        }
-    if typename in ("ClosedEvent", "ReopenedEvent"):
-        reason = ev.get("state_reason")
-        out["stateReason"] = reason.upper() if reason else None
-    if "milestone" in ev:
-        out["milestoneTitle"] = ev["milestone"]["title"]
+    if kind in ("labeled", "unlabeled"):
+        out["label"] = {"__typename": "Label", "name": detail, "id": detail}
+    elif kind in ("closed", "reopened"):
+        out["stateReason"] = detail.upper() if detail else None
+    elif kind == "milestoned":
+        out["milestoneTitle"] = detail
     return out
 
 
