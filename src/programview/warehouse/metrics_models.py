@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from programview.warehouse.models import Base, EstimateChange, WorkItem, Worklog
+from programview.warehouse.models import Base, EstimateChange, WorkItem
 
 # --- current facts (full refresh on every run) ----------------------------------------------
 
@@ -236,20 +236,6 @@ Index(
     WorkItem.source_name,
     WorkItem.scope,
 )
-# Each person's items in progress: only those items (a tenth or so), covering. Partial: led by
-# the status, a full index looked cheaper than it is to the planners for queries on done items.
-Index(
-    "ix_work_items_in_progress",
-    WorkItem.source_name,
-    WorkItem.scope,
-    WorkItem.assignee_id,
-    WorkItem.assignee,
-    WorkItem.type_category,
-    WorkItem.is_deleted,
-    sqlite_where=text("status_category = 'in_progress'"),
-    postgresql_where=text("status_category = 'in_progress'"),
-)
-Index("ix_worklogs_item_time", Worklog.work_item_id, Worklog.started_at, Worklog.hours)
 Index("ix_estimate_changes_changed_at", EstimateChange.changed_at)
 Index(
     "ix_estimate_changes_item_time",

@@ -249,8 +249,7 @@ class Person(Base):
 class Worklog(Base):
     __tablename__ = "worklogs"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    # indexed by ``ix_worklogs_item_time`` (metrics_models)
-    work_item_id: Mapped[str] = mapped_column(String(200))
+    work_item_id: Mapped[str] = mapped_column(String(200), index=True)
     author: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     hours: Mapped[float] = mapped_column(Float)
