@@ -486,10 +486,16 @@ def slim(raw: Raw) -> Raw:
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:
     """Cancel ``task`` and wait for it, whatever it ends with (its error, if any, is not
-    this caller's to report)."""
+    this caller's to report). A cancellation of the caller itself while it waits goes on."""
     task.cancel()
-    with contextlib.suppress(BaseException):
+    try:
         await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # noqa: BLE001 - the task's own failure, reported where it matters
+        pass
 
 
 def _later(a: str, b: str) -> bool:

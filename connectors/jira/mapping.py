@@ -850,7 +850,7 @@ def _without_nul(out: Out) -> Out:
     """Drop NUL characters from text: Jira lets them into summaries (one is in DevLake's
     fixtures) and PostgreSQL refuses them in text columns."""
     for n, o in enumerate(out):
-        if type(o) is not Record and not isinstance(o, Record):
+        if not isinstance(o, Record):
             continue
         for v in o.values.values():  # a plain loop: ~2x any() over a generator, per issue
             if type(v) is str and "\x00" in v:

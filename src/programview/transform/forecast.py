@@ -201,17 +201,14 @@ ORDER BY 1, m.close_at DESC, m.sprint_id DESC
     weekly = fetch(
         ctx.conn,
         f"""
-WITH {SCOPE_PROJECT_CTE},
-w AS MATERIALIZED (  -- the range alone: read from the resolved_at index, not scope by scope
-  SELECT wi.source_name, wi.scope, {week} AS week, wi.story_points
-  FROM work_items wi
-  WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of AND wi.status_category = 'done'
-    AND NOT wi.not_delivered AND wi.type_category <> 'epic' AND NOT wi.is_deleted
-)
-SELECT sp.project_key, w.week, COALESCE(SUM(w.story_points), 0) AS points, COUNT(*) AS items
-FROM w
-JOIN scope_project sp ON sp.source_name = w.source_name AND sp.scope = w.scope
-GROUP BY sp.project_key, w.week
+WITH {SCOPE_PROJECT_CTE}
+SELECT sp.project_key, {week} AS week, COALESCE(SUM(wi.story_points), 0) AS points,
+       COUNT(*) AS items
+FROM work_items wi
+JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
+WHERE wi.resolved_at > :t0 AND wi.resolved_at <= :as_of AND wi.status_category = 'done'
+  AND NOT wi.not_delivered AND wi.type_category <> 'epic' AND NOT wi.is_deleted
+GROUP BY sp.project_key, {week}
 """,
         {"as_of": ctx.as_of, "t0": t0},
     )

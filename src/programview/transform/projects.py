@@ -196,17 +196,13 @@ def _recent_deliveries(ctx: Ctx) -> dict[str, Recent]:
         ctx.conn,
         f"""
 WITH {SCOPE_PROJECT_CTE},
-w AS MATERIALIZED (  -- the range alone, so it is read from the resolved_at index (joined
-  -- to the scopes here, a planner may rather walk every item scope by scope)
-  SELECT wi.source_name, wi.scope, wi.story_points, wi.resolved_at,
+r AS MATERIALIZED (
+  SELECT sp.project_key, wi.story_points, wi.resolved_at,
          CASE WHEN wi.resolved_at > :t_cycle AND wi.started_at <= wi.resolved_at
               THEN {sql.days_between("wi.resolved_at", "wi.started_at")} END AS cycle_days
   FROM work_items wi
+  JOIN scope_project sp ON sp.source_name = wi.source_name AND sp.scope = wi.scope
   WHERE wi.resolved_at > :t_min AND wi.resolved_at <= :as_of AND {_DELIVERED} AND {_LIVE}
-),
-r AS MATERIALIZED (
-  SELECT sp.project_key, w.story_points, w.resolved_at, w.cycle_days
-  FROM w JOIN scope_project sp ON sp.source_name = w.source_name AND sp.scope = w.scope
 ),
 ranked AS (
   SELECT project_key, cycle_days,
