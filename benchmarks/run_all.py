@@ -12,7 +12,15 @@ Runs, each in its own process (so peak RSS is that benchmark's own):
   x latency / concurrency);
 * ``load_speed.py``: the engine's write path against dlt on SQLite, and on PostgreSQL when
   ``--pg-url`` (or ``PROGRAMVIEW_BENCH_PG_URL``) is given;
-* ``transform_speed.py``: the transform against one plain scan of the same rows.
+* ``transform_speed.py``: the transform against one plain scan of the same rows;
+* ``storage.py``: the warehouse of a whole simulated organisation (every connector), its
+  raw payloads compressed against the same payloads as JSON text (target: the warehouse at
+  most a third of what it was with text payloads);
+* unless ``--size large`` (where the syncs above are the large ones) or ``--no-large-memory``:
+  the Jira (Cloud and Data Center) and GitHub full syncs again at the ``large`` organisation,
+  at 0 ms, so peak RSS can be read at two item counts (flat in item count: < 200 MB at
+  both). GitLab at ``large`` takes half an hour (one request per issue's notes): run
+  ``benchmarks/gitlab_sync.py --size large`` on its own for that.
 
 ``--size`` picks the simulated organisation and the record counts (``large`` is the size the
 targets are stated for: transform at 200k and 1M items). Figures, not assertions: a figure
@@ -138,6 +146,39 @@ def _sync_figures(bench: Bench) -> None:
         f["items/s at latency"] = f"{int(items.group(1)) / float(gh.group(2)):,.0f}"
 
 
+#: the issue's storage target: the warehouse at most this share of its size with the raw
+#: payloads stored as JSON text (as they were before migration 0011)
+STORAGE_TARGET = 1 / 3
+
+
+def _storage_rows(out: str) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for block in re.split(r"\n(?=SQLite|PostgreSQL)", out):
+        label = block.strip().splitlines()[0] if block.strip() else ""
+        wh = re.search(r"warehouse\s+([\d.]+) MB\s+([\d,]+) bytes/work item", block)
+        ratio = re.search(r"compression\s+([\d.]+)x", block)
+        est = re.search(r"with text payloads \(estimate\) ([\d.]+) MB: now (\d+)%", block)
+        if not (wh and label in ("SQLite", "PostgreSQL")):
+            continue
+        measured = f"{wh.group(1)} MB, {wh.group(2)} bytes per work item"
+        if ratio:
+            measured += f"; raw payloads compressed {ratio.group(1)}x"
+        if est:
+            share = int(est.group(2)) / 100
+            measured += f"; {est.group(2)}% of the {est.group(1)} MB it would be with text payloads"
+            measured += "" if share <= STORAGE_TARGET else " (misses)"
+        rows.append(
+            (
+                f"{label} warehouse",
+                measured,
+                "at most a third of the size with text payloads; bytes per item reported"
+                if est
+                else "reported (PostgreSQL compresses large text itself: no fair estimate)",
+            )
+        )
+    return rows or [("storage", "see the output below", "at most a third")]
+
+
 def _table(rows: list[tuple[str, str, str]]) -> list[str]:
     lines = ["| figure | measured | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
@@ -151,6 +192,11 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("PROGRAMVIEW_BENCH_PG_URL"))
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--timeout", type=float, default=900.0, help="per benchmark, seconds")
+    parser.add_argument(
+        "--no-large-memory",
+        action="store_true",
+        help="skip the Jira and GitHub full syncs at the large organisation",
+    )
     args = parser.parse_args()
     org, records, transform_sizes = SIZES[args.size]
     py = sys.executable
@@ -189,12 +235,33 @@ def main() -> None:
         [py, "benchmarks/transform_speed.py", "--repeat", "3", "--sizes"]
         + [str(s) for s in transform_sizes],
     )
+    storage = Bench("storage", [py, "benchmarks/storage.py", "--size", org])
+    large: list[Bench] = []
+    if org != "large" and not args.no_large_memory:
+        large = [
+            Bench(
+                f"Jira {deployment}, large, 0 ms",
+                [py, "benchmarks/jira_sync.py", "--size", "large", "--deployment", deployment],
+            )
+            for deployment in ("cloud", "datacenter")
+        ]
+        large.append(
+            Bench(
+                "GitHub, large, 0 ms",
+                [py, "benchmarks/github_sync.py", "--size", "large", "--latency-ms", "0"],
+            )
+        )
     for bench in syncs:
         _run(bench, env, args.timeout)
         _sync_figures(bench)
     _run(load, pg_env, args.timeout)
     _run(transform, pg_env, args.timeout)
-    total_s = sum(b.seconds for b in [*syncs, load, transform])
+    _run(storage, pg_env, args.timeout)
+    for bench in large:
+        _run(bench, env, args.timeout)
+        _sync_figures(bench)
+    everything = [*syncs, load, transform, storage, *large]
+    total_s = sum(b.seconds for b in everything)
 
     lines = [
         "# Benchmark results",
@@ -272,8 +339,30 @@ def main() -> None:
                 )
             )
     lines += _table(rows or [("transform", "see the output below", "<= 10x")])
+    lines += ["", "## Storage: raw payloads compressed", ""]
+    lines += _table(_storage_rows(storage.output))
+    if large:
+        lines += [
+            "",
+            f"## Peak RSS at two item counts (`{org}` above, `large` here)",
+            "",
+            f"| benchmark | work items | peak RSS at large | at {org} (0 ms) | target |",
+            "|---|---|---|---|---|",
+        ]
+        for b in large:
+            same = next((s for s in syncs if s.label == b.label.replace(", large", "")), None)
+            if same is None and b.label.startswith("GitHub"):
+                same = next((s for s in syncs if s.label.startswith("GitHub")), None)
+            count = re.search(r"\): (\d+) issues", b.output)
+            lines.append(
+                f"| {b.label} | {int(count.group(1)):,} | {b.figures.get('peak RSS', '-')} | "
+                f"{same.figures.get('peak RSS', '-') if same else '-'} | "
+                f"< {RSS_TARGET_MB:.0f} MB, flat in item count |"
+                if count
+                else f"| {b.label} | - | {b.figures.get('peak RSS', '-')} | - | - |"
+            )
     lines += ["", "## Raw output", ""]
-    for b in [*syncs, load, transform]:
+    for b in everything:
         status = "" if b.returncode == 0 else f" - exit {b.returncode}"
         lines += [
             f"### {b.label} ({b.seconds:.0f} s{status})",
