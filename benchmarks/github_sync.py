@@ -196,14 +196,13 @@ def main() -> None:
             t0 = time.perf_counter()
             first = sync(config)
             full_s = time.perf_counter() - t0
+            peak = _rss_mb()  # the sync's, before the request log is received
             ours.send(("log", None))
             _report("Full sync", first, full_s, ours.recv(), info["minimum"])
             connector_points = _points(first)
             print(f"  GraphQL     {connector_points}")
             print(f"  throughput  {info['items'] / full_s:,.0f} work items/s")
-            print(
-                f"  peak RSS    {_rss_mb():,.0f} MB (process before the sync: {baseline:,.0f} MB)"
-            )
+            print(f"  peak RSS    {peak:,.0f} MB (process before the sync: {baseline:,.0f} MB)")
             print(bytes_line(url, info["items"]))
 
             unchanged = {"probes": 2, "per repository and stream": 4 * info["repos"]}
@@ -225,6 +224,7 @@ def main() -> None:
             t0 = time.perf_counter()
             third = sync(config)
             seconds = time.perf_counter() - t0
+            peak = _rss_mb()
             ours.send(("log", None))
             _report(
                 f"Incremental after 7 simulated days ({changed} issues changed)",
@@ -234,7 +234,7 @@ def main() -> None:
                 None,
             )
             print(f"  GraphQL     {_points(third)}")
-            print(f"  peak RSS    {_rss_mb():,.0f} MB")
+            print(f"  peak RSS    {peak:,.0f} MB")
 
         if args.latency_ms:
             ours.send(("minimum", None))

@@ -236,12 +236,11 @@ def main() -> None:
             t0 = time.perf_counter()
             first = sync(config)
             full_s = time.perf_counter() - t0
+            peak = _rss_mb()  # the sync's, before the request log is received
             ours.send("log")
             _report("Full sync", first, full_s, ours.recv(), info["minimum"])
             print(f"  throughput  {info['items'] / full_s:,.0f} work items/s")
-            print(
-                f"  peak RSS    {_rss_mb():,.0f} MB (process before the sync: {baseline:,.0f} MB)"
-            )
+            print(f"  peak RSS    {peak:,.0f} MB (process before the sync: {baseline:,.0f} MB)")
             print(bytes_line(url, info["items"]))
             _floor_line(full_s, info["minimum"], args.latency_ms, config.sync.concurrency)
 
