@@ -42,7 +42,7 @@ def warehouse_bytes(url: str) -> int | None:
                 size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
                 return int(pages) * int(size)
             return int(
-                conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
+                conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
             )
     finally:
         engine.dispose()
