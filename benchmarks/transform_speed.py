@@ -158,13 +158,15 @@ def generate(items: int, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
             created = start + timedelta(minutes=rnd.randint(0, HISTORY_DAYS * 24 * 60))
             kind = rnd.choices(("story", "bug", "task", "epic"), (60, 20, 18, 2))[0]
             points = rnd.choice((None, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0))
-            started = created + timedelta(hours=rnd.randint(1, 24 * 10))
-            resolved = started + timedelta(hours=rnd.randint(4, 24 * 20))
-            if resolved <= AS_OF and rnd.random() < 0.9:
+            start_at = created + timedelta(hours=rnd.randint(1, 24 * 10))
+            resolve_at = start_at + timedelta(hours=rnd.randint(4, 24 * 20))
+            started: datetime | None = start_at
+            resolved: datetime | None = resolve_at
+            if resolve_at <= AS_OF and rnd.random() < 0.9:
                 status = "done"
             else:
                 status, resolved = rnd.choice(("todo", "in_progress")), None
-                started = started if status == "in_progress" and started <= AS_OF else None
+                started = start_at if status == "in_progress" and start_at <= AS_OF else None
             rows["work_items"].append(
                 {
                     "id": item_id,
