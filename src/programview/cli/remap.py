@@ -4,12 +4,32 @@ then recompute the program view (see :mod:`programview.sync.remap`)."""
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 
 from programview.cli._common import EXIT_OK, EXIT_PARTIAL, handle_errors, main_group
 from programview.config import load_config
 from programview.sync import remap as remapping
+
+
+def progress_printer(out: TextIO) -> remapping.ProgressFn:
+    """Progress of a remap told on ``out``. On a terminal the stream's count is rewritten in
+    place after every batch (a large site has hundreds of batches, as ``sync`` rewrites its
+    page line); elsewhere (a log file, cron mail) only each stream's final count, one line."""
+    live = bool(getattr(out, "isatty", lambda: False)())
+
+    def progress(src: str, stream: str, done: int, total: int) -> None:
+        text = f"remap {src} {stream}: {done:,}/{total:,}"
+        if live:
+            out.write("\r\x1b[K" + text + ("\n" if done >= total else ""))
+        elif done >= total:
+            out.write(text + "\n")
+        else:
+            return
+        out.flush()
+
+    return progress
 
 
 @main_group.command("remap")
@@ -20,12 +40,7 @@ def remap_command(ctx: click.Context, source: str | None) -> None:
     """Map the stored raw payloads again with the current options (no API call), then run
     the transform."""
     config = load_config(ctx.obj["config_path"])
-    live = sys.stderr.isatty()
-
-    def progress(src: str, stream: str, done: int, total: int) -> None:
-        if live or done == total:
-            click.echo(f"remap {src} {stream}: {done:,}/{total:,}", err=True)
-
+    progress = progress_printer(sys.stderr)
     result = remapping.remap(config, source=source, on_progress=progress)
     click.echo(
         f"remapped {result.records:,} stored records, {result.quarantined:,} quarantined; "
