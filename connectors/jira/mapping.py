@@ -489,36 +489,61 @@ def attach_status_categories(issue: Raw, catalogue: Mapping[str, str]) -> Raw:
     """Store in ``issue`` the Jira category of every status id its changelog mentions.
 
     ``catalogue`` is status id -> category key (``GET /status``). Returns ``issue``.
+    Runs in the stream, before the engine can quarantine anything: a payload it cannot read
+    passes unchanged (or with no categories) to the mapping, which quarantines it.
     """
+    if not isinstance(issue, dict):
+        return issue
     ids: set[str] = set()
-    for history in (issue.get("changelog") or {}).get("histories") or []:
-        for item in history.get("items") or []:
+    for history in _dicts((_dict(issue.get("changelog"))).get("histories")):
+        for item in _dicts(history.get("items")):
             if _is_status_item(item):
                 ids.update(str(v) for v in (item.get("from"), item.get("to")) if v)
-    notes = issue.setdefault(ANNOTATION, {})
-    notes["status_categories"] = {i: catalogue[i] for i in sorted(ids) if i in catalogue}
+    if not isinstance(issue.get(ANNOTATION), dict):
+        issue[ANNOTATION] = {}
+    issue[ANNOTATION]["status_categories"] = {
+        i: catalogue[i] for i in sorted(ids) if i in catalogue
+    }
     return issue
 
 
 def changelog_is_complete(issue: Raw) -> bool:
     """True when the embedded changelog holds every history entry (search results carry
-    only the first ~20-100 entries)."""
-    log = issue.get("changelog")
+    only the first ~20-100 entries). An unreadable count is taken as complete: nothing to
+    fetch, the mapping reads (or quarantines) what came."""
+    log = issue.get("changelog") if isinstance(issue, dict) else None
     if not isinstance(log, dict):
         return False
     histories = log.get("histories") or []
     total = log.get("total")
     if total is None:
         return True
-    return int(log.get("startAt") or 0) == 0 and len(histories) >= int(total)
+    try:
+        return int(log.get("startAt") or 0) == 0 and len(histories) >= int(total)
+    except (TypeError, ValueError, OverflowError):
+        return True
 
 
 def worklog_is_complete(issue: Raw) -> bool:
-    log = (issue.get("fields") or {}).get("worklog")
+    """True unless the embedded worklog list says it holds fewer entries than exist (more
+    than 20); an unreadable one is taken as complete (see ``changelog_is_complete``)."""
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    log = fields.get("worklog") if isinstance(fields, dict) else None
     if not isinstance(log, dict):
         return True  # not requested
     total = log.get("total")
-    return total is None or len(log.get("worklogs") or []) >= int(total)
+    try:
+        return total is None or len(log.get("worklogs") or []) >= int(total)
+    except (TypeError, ValueError, OverflowError):
+        return True
+
+
+def _dict(value: Any) -> Raw:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[Raw]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _is_status_item(item: Raw) -> bool:

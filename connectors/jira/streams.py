@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from programview.errors import ApiError, NotFound
+from programview.errors import ApiError, MappingError, NotFound
 from programview.sync.connector import Mapped, Page, Stream, SyncOptions
 from programview.sync.paging import OffsetPaginator, PageRequest, TokenPaginator, paginate
 
@@ -298,8 +298,10 @@ class Issues(JiraStream):
                     continue
                 fresh: list[Raw] = []
                 for issue in issues:
-                    iid = str(issue.get("id"))
-                    updated = parse_time((issue.get("fields") or {}).get("updated"))
+                    # a payload that is not an object passes on to the mapping (quarantined)
+                    got = issue.get("fields") if isinstance(issue, dict) else None
+                    iid = str(issue.get("id")) if isinstance(issue, dict) else ""
+                    updated = _time_or_none(got.get("updated")) if isinstance(got, dict) else None
                     stamp = epoch_ms(updated) if updated else None
                     if iid in seen and seen[iid] != stamp:
                         shifted = True
@@ -357,6 +359,16 @@ class Issues(JiraStream):
         return map_issue(raw, scope, self.connector.settings)
 
 
+def _time_or_none(value: Any) -> datetime | None:
+    """``parse_time`` for the stream's own bookkeeping (cursor, changelog order), which runs
+    before the engine can quarantine a record: an unreadable time is left to the mapping,
+    which quarantines that one issue, instead of stopping the stream."""
+    try:
+        return parse_time(value)
+    except MappingError:
+        return None
+
+
 async def _in_chunks(
     pages: AsyncGenerator[list[Raw], None], size: int = WRITE_CHUNK
 ) -> AsyncGenerator[list[Raw], None]:
@@ -384,7 +396,12 @@ async def complete_changelogs(connector: JiraConnector, issues: list[Raw]) -> in
     offer it (404), per issue ``/issue/{id}/changelog``. Data Center: per issue
     ``/issue/{id}?expand=changelog`` (its search rarely truncates).
     """
-    truncated = [i for i in issues if not changelog_is_complete(i)]
+    # (an issue without an id cannot be fetched: the mapping quarantines it)
+    truncated = [
+        i
+        for i in issues
+        if isinstance(i, dict) and i.get("id") is not None and not changelog_is_complete(i)
+    ]
     if not truncated:
         return 0
     fetched: dict[str, list[Raw]] = {}
@@ -406,13 +423,18 @@ async def complete_changelogs(connector: JiraConnector, issues: list[Raw]) -> in
 
         await _bounded([fetch_one(str(i["id"])) for i in truncated], PER_ISSUE_CONCURRENCY)
     for issue in truncated:
-        embedded = (issue.get("changelog") or {}).get("histories") or []
+        changelog = issue.get("changelog")
+        embedded = [
+            h
+            for h in (changelog.get("histories") or [] if isinstance(changelog, dict) else [])
+            if isinstance(h, dict)
+        ]
         got = fetched.get(str(issue["id"]), [])
-        by_id = {str(h.get("id")): h for h in got}
+        by_id = {str(h.get("id")): h for h in got if isinstance(h, dict)}
         by_id.update({str(h.get("id")): h for h in embedded})  # embedded ones have every item
         histories = sorted(
             by_id.values(),
-            key=lambda h: (parse_time(h.get("created")) or datetime.min, str(h.get("id"))),
+            key=lambda h: (_time_or_none(h.get("created")) or datetime.min, str(h.get("id"))),
         )
         issue["changelog"] = {
             "startAt": 0,
@@ -468,7 +490,11 @@ async def _issue_changelog(connector: JiraConnector, issue_id: str) -> list[Raw]
 
 async def complete_worklogs(connector: JiraConnector, issues: list[Raw]) -> int:
     """Fetch all worklogs of issues whose embedded list was cut short (more than 20)."""
-    short = [i for i in issues if not worklog_is_complete(i)]
+    short = [
+        i
+        for i in issues
+        if isinstance(i, dict) and i.get("id") is not None and not worklog_is_complete(i)
+    ]
 
     def fetch(issue: Raw) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
