@@ -705,3 +705,28 @@ def _stored(engine: sa.Engine, stream: str, ids: list[str]) -> dict[str, str]:
     where = {"source_name": "fuzz", "stream": stream}
     with engine.connect() as conn:
         return db.lookup(conn, "raw_payloads", where, "native_id", ids, "hash")
+
+
+# --- the Jira stream's completion helpers (they run before the engine can quarantine) --------
+
+
+def test_jira_completion_helpers_take_any_payload(seeds: dict[str, list[Raw]]) -> None:
+    """Regression: a changelog ``total`` of ``""``, ``fields`` or a history that is not an
+    object made these raise in the issues stream, failing the whole stream on every rerun
+    instead of quarantining one issue."""
+    assert jira.changelog_is_complete({"changelog": {"total": "", "histories": []}})
+    assert jira.worklog_is_complete({"fields": "x"})
+    assert jira.attach_status_categories({"changelog": {"histories": [3]}}, {}) == {
+        "changelog": {"histories": [3]},
+        ANNOTATION: {"status_categories": {}},
+    }
+
+    @FUZZ
+    @given(mutated(seeds["jira_issue"], JIRA_ISSUE_FOCUS))
+    def check(case: tuple[int, Raw]) -> None:
+        raw = case[1]
+        jira.changelog_is_complete(raw)
+        jira.worklog_is_complete(raw)
+        jira.attach_status_categories(raw, {"1": "new", "3": "indeterminate"})
+
+    check()
